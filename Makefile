@@ -1,0 +1,29 @@
+# The two set-up commands: `make demo` and `make test`. Both build .venv from python3 + pip.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR := data/demo
+
+.PHONY: demo test install benchmark clean
+
+install: $(VENV)/.installed
+
+# Exact pins live in constraints.txt; pyproject.toml keeps the compatible ranges.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/healthscore generate --out $(DEMO_DIR)
+	$(BIN)/healthscore build-dataset --config $(DEMO_DIR)/healthscore.yaml --out $(DEMO_DIR)/dataset.parquet
+
+test: install
+	$(BIN)/pytest -q
+
+benchmark: install
+	$(BIN)/python benchmarks/bench_dataset.py
+
+clean:
+	rm -rf $(VENV) data

@@ -1,0 +1,202 @@
+"""The metric catalogue: what each health metric means, how it is computed, and which way is good.
+
+A metric is data, not code: users add their own in YAML. The SQL that computes them is generated
+from these definitions in `healthscore.metrics_sql`; the labels, formats, directions and families
+here are what reason codes and reports speak with.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from healthscore.schema import SOURCE_SCHEMAS
+
+Aggregation = Literal[
+    # over the source rows dated in [as_of - offset - window, as_of - offset)
+    "count", "sum", "mean", "min", "max", "distinct_count",
+    # point-in-time look-ups of the latest / earliest row before the observation date
+    "last", "days_since_last", "days_since_first", "days_to_renewal", "attribute",
+    # share of users who joined in the window and were active within `activation_days`
+    "new_user_activation",
+    # computed from other metrics
+    "ratio", "pct_change", "expression",
+]  # fmt: skip
+WINDOWED = {"count", "sum", "mean", "min", "max", "distinct_count"}
+ZERO_WHEN_EMPTY = {"count", "sum", "distinct_count"}
+DERIVED = {"ratio", "pct_change", "expression"}
+_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+_IDENT = re.compile(r"\b[a-z_][a-z0-9_]*\b")
+
+
+class Metric(BaseModel):
+    """One catalogue entry. `value` and `filter` are DuckDB SQL over the source's canonical columns
+    (plus `as_of`, and `event_kind` for events)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    label: str
+    description: str = ""
+    format: Literal["number", "integer", "percent", "days", "hours", "currency", "score", "text"] = "number"
+    kind: Literal["numeric", "categorical"] = "numeric"
+    aggregation: Aggregation
+    source: str | None = None
+    value: str | None = None
+    filter: str | None = None
+    date_column: str | None = None  # default: the source's time column
+    window_days: int | None = Field(None, gt=0)  # None: all history before as_of
+    offset_days: int = Field(0, ge=0)  # shift the computation back in time
+    activation_days: int = Field(30, gt=0)
+    numerator: str | None = None
+    denominator: str | None = None
+    of: str | None = None  # pct_change: this metric now vs `period_days` earlier
+    period_days: int | None = Field(None, gt=0)
+    expression: str | None = None  # SQL over other metric codes listed in `inputs`
+    inputs: list[str] = Field(default_factory=list)
+    good_direction: Literal["higher", "lower", "none"] = "none"
+    family: str
+    feature: bool = True  # False: a helper column, not given to the model
+
+    @model_validator(mode="after")
+    def _complete(self) -> Metric:
+        if not _CODE.match(self.code):
+            raise ValueError(f"metric code {self.code!r} must be lower_snake_case")
+        agg = self.aggregation
+        needs: dict[str, tuple[str, ...]] = {
+            "ratio": ("numerator", "denominator"),
+            "pct_change": ("of",),
+            "expression": ("expression",),
+            "sum": ("source", "value"),
+            "mean": ("source", "value"),
+            "min": ("source", "value"),
+            "max": ("source", "value"),
+            "distinct_count": ("source", "value"),
+            "last": ("source", "value"),
+            "attribute": ("source", "value"),
+        }
+        for attr in needs.get(agg, ("source",) if agg not in DERIVED else ()):
+            if getattr(self, attr) in (None, ""):
+                raise ValueError(f"metric {self.code!r}: aggregation {agg!r} needs `{attr}`")
+        if self.source and self.source not in SOURCE_SCHEMAS:
+            raise ValueError(f"metric {self.code!r}: unknown source {self.source!r}")
+        if agg in DERIVED and self.source:
+            raise ValueError(f"metric {self.code!r}: {agg!r} is computed from other metrics, not a source")
+        if agg == "new_user_activation" and self.source != "users":
+            raise ValueError(f"metric {self.code!r}: new_user_activation reads the users source")
+        if agg == "days_to_renewal" and self.source != "subscriptions":
+            raise ValueError(f"metric {self.code!r}: days_to_renewal reads the subscriptions source")
+        if agg not in WINDOWED | {"new_user_activation"} and self.window_days is not None:
+            raise ValueError(f"metric {self.code!r}: window_days applies to windowed aggregations only")
+        if agg == "new_user_activation" and self.window_days is None:
+            raise ValueError(f"metric {self.code!r}: new_user_activation needs window_days (the cohort)")
+        if self.kind == "categorical" and agg not in ("last", "attribute"):
+            raise ValueError(f"metric {self.code!r}: categorical metrics come from `last` or `attribute`")
+        return self
+
+    @property
+    def references(self) -> list[str]:
+        """Codes of the metrics this one is computed from."""
+        if self.aggregation == "ratio":
+            return [self.numerator, self.denominator]
+        if self.aggregation == "pct_change":
+            return [self.of]
+        return list(self.inputs)
+
+    def source_columns(self) -> set[str]:
+        """Canonical columns of the source that this metric's SQL mentions."""
+        if not self.source:
+            return set()
+        known = {c.name for c in SOURCE_SCHEMAS[self.source].columns}
+        text = " ".join(x for x in (self.value, self.filter, self.date_column) if x)
+        used = {tok for tok in _IDENT.findall(_strip_strings(text)) if tok in known}
+        if self.aggregation == "days_to_renewal":
+            used |= {"renewal_date", "term"}
+        return used
+
+
+def _strip_strings(sql: str) -> str:
+    return re.sub(r"'[^']*'", "''", sql)
+
+
+class MetricCatalogue(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metrics: tuple[Metric, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MetricCatalogue:
+        codes = [m.code for m in self.metrics]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"duplicate metric code(s): {dupes}")
+        known = set(codes)
+        for m in self.metrics:
+            missing = [r for r in m.references if r not in known]
+            if missing:
+                raise ValueError(f"metric {m.code!r} refers to unknown metric(s) {missing}")
+        self.ordered()  # raises on cycles
+        return self
+
+    def __iter__(self):
+        return iter(self.metrics)
+
+    def __len__(self) -> int:
+        return len(self.metrics)
+
+    def get(self, code: str) -> Metric:
+        return next(m for m in self.metrics if m.code == code)
+
+    def ordered(self) -> list[Metric]:
+        """Metrics with every metric after those it is computed from."""
+        by_code = {m.code: m for m in self.metrics}
+        done: dict[str, Metric] = {}
+
+        def visit(code: str, path: tuple[str, ...]) -> None:
+            if code in done:
+                return
+            if code in path:
+                raise ValueError(f"metrics refer to each other in a cycle: {' -> '.join(path + (code,))}")
+            for ref in by_code[code].references:
+                visit(ref, path + (code,))
+            done[code] = by_code[code]
+
+        for m in self.metrics:
+            visit(m.code, ())
+        return list(done.values())
+
+    def available(self, columns_by_source: dict[str, set[str]]) -> tuple[MetricCatalogue, list[str]]:
+        """The metrics computable from the given sources and columns, and a note per one left out."""
+        kept: dict[str, Metric] = {}
+        notes: list[str] = []
+        for m in self.ordered():
+            why = None
+            if m.source and m.source not in columns_by_source:
+                why = f"source {m.source!r} not configured"
+            elif m.source and (missing := sorted(m.source_columns() - columns_by_source[m.source])):
+                why = f"{m.source} has no column(s) {missing}"
+            elif m.aggregation == "new_user_activation" and "user_id" not in columns_by_source.get("events", set()):
+                why = "events have no user_id column"
+            elif lost := [r for r in m.references if r not in kept]:
+                why = f"needs metric(s) {lost} that are left out"
+            if why:
+                notes.append(f"metric {m.code} left out: {why}")
+            else:
+                kept[m.code] = m
+        return MetricCatalogue(metrics=tuple(kept.values())), notes
+
+    @property
+    def features(self) -> list[Metric]:
+        return [m for m in self.metrics if m.feature]
+
+
+@cache
+def load_default_catalogue() -> MetricCatalogue:
+    """The built-in catalogue covering the metrics CS teams use (see docs/METRICS.md)."""
+    text = resources.files("healthscore").joinpath("default_catalogue.yaml").read_text()
+    return MetricCatalogue(metrics=tuple(Metric.model_validate(m) for m in yaml.safe_load(text)["metrics"]))

@@ -1,0 +1,184 @@
+"""The modelling dataset: one row per (account, as_of), its features and the churn label.
+
+A dataset file is self-describing: its Parquet metadata carries a `DatasetSpec` (which columns
+are features, their labels, formats, good directions and driver families), so training, scoring
+and reason texts work from the file alone, whether it came from the catalogue or from a user's
+own snapshot table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from healthscore.catalogue import Metric
+from healthscore.config import Config
+from healthscore.io import atomic_path
+from healthscore.metrics_sql import activation_relation_sql, assemble_sql, base_queries, expand
+from healthscore.sources import EXCLUSION_COLUMNS, load_sources
+
+METADATA_KEY = b"healthscore"
+ACCOUNT_ATTRIBUTES = {"name": "account_name", "csm_owner": "csm_owner"}  # carried for reports, not features
+
+
+class FeatureSpec(BaseModel):
+    code: str
+    label: str
+    kind: Literal["numeric", "categorical"] = "numeric"
+    format: str = "number"
+    good_direction: Literal["higher", "lower", "none"] = "none"
+    family: str = "other"
+    description: str = ""
+
+    @classmethod
+    def from_metric(cls, m: Metric) -> FeatureSpec:
+        return cls(**m.model_dump(include=set(cls.model_fields)))
+
+
+class DatasetSpec(BaseModel):
+    origin: Literal["catalogue", "snapshot"]
+    id_column: str = "account_id"
+    as_of_column: str | None = "as_of"
+    label_column: str | None = "churned"
+    horizon_days: int | None = None
+    features: list[FeatureSpec]
+    attributes: list[str] = []
+    notes: list[str] = []
+
+    @property
+    def feature_codes(self) -> list[str]:
+        return [f.code for f in self.features]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f.code for f in self.features if f.kind == "categorical"]
+
+
+@dataclass
+class Dataset:
+    frame: pd.DataFrame
+    spec: DatasetSpec
+    exclusions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EXCLUSION_COLUMNS))
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def labelled(self) -> pd.DataFrame:
+        """Rows whose label horizon lies inside the data: the ones a model may learn from."""
+        return self.frame[self.frame[self.spec.label_column].notna()]
+
+    def write(self, path: str | Path) -> Path:
+        """Write atomically; exclusions (if any) go beside it as `<name>.exclusions.csv`."""
+        path = Path(path)
+        table = pa.Table.from_pandas(self.frame, preserve_index=False)
+        meta = dict(table.schema.metadata or {}) | {METADATA_KEY: self.spec.model_dump_json().encode()}
+        with atomic_path(path) as tmp:
+            pq.write_table(table.replace_schema_metadata(meta), tmp)
+        report = exclusions_path(path)
+        if len(self.exclusions):
+            with atomic_path(report) as tmp:
+                self.exclusions.to_csv(tmp, index=False)
+        elif report.exists():
+            report.unlink()
+        return path
+
+
+def exclusions_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(path.suffix) + ".exclusions.csv")
+
+
+def read_dataset(path: str | Path) -> Dataset:
+    """Read a dataset written by `Dataset.write` (from the catalogue or a snapshot table)."""
+    path = Path(path)
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise ValueError(f"{path}: not a healthscore dataset (no {METADATA_KEY.decode()} metadata); "
+                         "build it with `healthscore build-dataset`")
+    return Dataset(table.to_pandas(), DatasetSpec.model_validate(json.loads(raw)))
+
+
+def _observations_sql(config: Config, data_end: dt.date) -> str:
+    """Every account active at each as_of, with its label.
+
+    Churn = every subscription row of the account has ended; the churn date is the latest end.
+    Active at as_of = first subscription started before as_of and not churned before it.
+    churned = the churn date falls in [as_of, as_of + horizon); NULL when that horizon runs past
+    the data end: a "not churned" there only means "not yet", and keeping just the churns seen
+    would bias the labels.
+    """
+    horizon = config.churn.horizon_days
+    dates = ", ".join(f"(DATE '{d.isoformat()}')" for d in config.schedule.dates())
+    return f"""
+    CREATE TABLE observations AS
+    WITH acc AS (
+        SELECT account_id, min(start_date) AS first_start,
+               CASE WHEN count(end_date) = count(*) THEN max(end_date) END AS churn_date
+        FROM src_subscriptions GROUP BY account_id
+    )
+    SELECT acc.account_id, d.as_of,
+           CASE WHEN d.as_of + {horizon} > DATE '{data_end.isoformat()}' THEN NULL
+                ELSE coalesce(churn_date < d.as_of + {horizon}, false) END AS churned
+    FROM acc, (VALUES {dates}) d(as_of)
+    WHERE acc.first_start < d.as_of AND (churn_date IS NULL OR churn_date >= d.as_of)
+      AND d.as_of <= DATE '{data_end.isoformat()}'"""
+
+
+Progress = Callable[[str], None]
+
+
+def build_dataset(config: Config, progress: Progress | None = None, threads: int | None = None) -> Dataset:
+    """Build the point-in-time dataset for every account and as_of of the config's schedule."""
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {threads}")
+    con.execute("SET preserve_insertion_order = false")
+
+    start = time.perf_counter()
+    say("reading and checking the raw tables")
+    sources = load_sources(config, con)
+    timings["load_and_check"] = time.perf_counter() - start
+
+    catalogue, notes = config.catalogue().available(sources.columns)
+    metrics = expand(catalogue)
+    con.execute(_observations_sql(config, sources.data_end))
+    if any(m.aggregation == "new_user_activation" for m in metrics):
+        days = {m.activation_days for m in metrics if m.aggregation == "new_user_activation"}
+        if len(days) > 1:
+            raise ValueError(f"new_user_activation metrics must share activation_days, got {sorted(days)}")
+        con.execute(activation_relation_sql(days.pop()))
+
+    start = time.perf_counter()
+    say(f"computing {len(catalogue)} metrics for {con.execute('SELECT count(*) FROM observations').fetchone()[0]:,} account-dates")
+    queries = base_queries(metrics, sources.columns)
+    attributes = {c: out for c, out in ACCOUNT_ATTRIBUTES.items() if c in sources.columns["accounts"]}
+    keep = [m.code for m in catalogue]
+    frame = con.execute(assemble_sql(metrics, queries, keep, attributes)).df()
+    timings["metrics"] = time.perf_counter() - start
+
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    frame["churned"] = frame["churned"].astype("boolean")
+    for m in catalogue:
+        if m.kind == "categorical":
+            frame[m.code] = frame[m.code].astype("string")
+    spec = DatasetSpec(
+        origin="catalogue",
+        horizon_days=config.churn.horizon_days,
+        features=[FeatureSpec.from_metric(m) for m in catalogue.features],
+        attributes=list(attributes.values()) + [m.code for m in catalogue if not m.feature],
+        notes=sources.notes + notes,
+    )
+    con.close()
+    return Dataset(frame, spec, sources.exclusions, timings)

@@ -1,0 +1,234 @@
+"""Raw tables into DuckDB: read each export, map its columns to the canonical names, check it.
+
+Every raw row ends up either in the clean view `src_<table>` that the metric SQL reads, or in the
+exclusion report with its table, row number, column, value and reason. Problems that make a
+whole table unusable (missing file or column, unreadable file, empty table, a column where most
+values have the wrong type) are errors that name the table, column and first offending rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from healthscore.config import Config, SourceConfig
+from healthscore.schema import SOURCE_SCHEMAS, Column, SourceSchema
+
+EXCLUSION_COLUMNS = ["table", "row", "account_id", "column", "value", "reason"]
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message names the table, column and rows at fault."""
+
+
+@dataclass
+class LoadedSources:
+    """The clean views registered on `con`, what they hold, and what was set aside."""
+
+    con: duckdb.DuckDBPyConnection
+    columns: dict[str, set[str]]  # canonical columns present, per table
+    row_counts: dict[str, int]
+    exclusions: pd.DataFrame
+    data_end: dt.date
+    notes: list[str] = field(default_factory=list)
+
+
+def sql_str(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _register_raw(con: duckdb.DuckDBPyConnection, name: str, path: Path, source: SourceConfig) -> str:
+    """A relation over the raw file with a 1-based `_row` number; returns its name."""
+    if not any(path.parent.glob(path.name)):
+        raise DataError(f"{name}: file not found: {path}")
+    raw = f"raw_{name}"
+    fmt = source.resolved_format
+    try:
+        if fmt == "parquet":
+            con.execute(
+                f"CREATE VIEW {raw} AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row "
+                f"FROM read_parquet({sql_str(str(path))}, file_row_number = true)"
+            )
+        elif fmt == "csv":
+            # All text: types are checked value by value below, so one bad cell excludes one row.
+            con.execute(
+                f"CREATE TABLE {raw}_t AS SELECT * FROM read_csv({sql_str(str(path))}, all_varchar = true, header = true)"
+            )
+            con.execute(f"CREATE VIEW {raw} AS SELECT *, rowid + 1 AS _row FROM {raw}_t")
+        else:
+            db = f"db_{name}"
+            con.execute(f"ATTACH {sql_str(str(path))} AS {db} (READ_ONLY)")
+            con.execute(f"CREATE VIEW {raw} AS SELECT *, rowid + 1 AS _row FROM {db}.{ident(source.table)}")
+        con.execute(f"SELECT * FROM {raw} LIMIT 1").fetchall()
+    except duckdb.Error as exc:
+        raise DataError(f"{name}: cannot read {path}: {str(exc).splitlines()[0]}") from None
+    return raw
+
+
+def _typed(col: Column, raw: str) -> str:
+    """SQL casting a raw column to its canonical type; NULL where the value does not cast."""
+    if col.type in ("id", "string", "category"):
+        return f"NULLIF(trim(CAST({raw} AS VARCHAR)), '')"
+    if col.type == "date":
+        return f"TRY_CAST({raw} AS DATE)"
+    if col.type == "timestamp":
+        return f"TRY_CAST({raw} AS TIMESTAMP)"
+    if col.type == "bool":
+        text = f"lower(trim(CAST({raw} AS VARCHAR)))"
+        return (
+            f"CASE WHEN {text} IN ('true','t','yes','y','1') THEN true "
+            f"WHEN {text} IN ('false','f','no','n','0') THEN false END"
+        )
+    return f"TRY_CAST({raw} AS DOUBLE)"
+
+
+def _checks(schema: SourceSchema, present: dict[str, str], data_end: str) -> list[tuple[str, str, str]]:
+    """(column, condition that marks a bad row, reason) in the order they are reported."""
+    out = []
+    for col in schema.columns:
+        if col.name not in present:
+            continue
+        raw, typed = ident(present[col.name]), f"t_{col.name}"
+        if col.required and not col.nullable:
+            out.append((col.name, f"{typed} IS NULL AND {raw} IS NULL", "missing value"))
+        what = {"date": "a date", "timestamp": "a timestamp", "bool": "true/false", "number": "a number"}.get(col.type)
+        if what:
+            out.append((col.name, f"{typed} IS NULL AND {raw} IS NOT NULL", f"not {what}"))
+        if col.type in ("date", "timestamp") and not col.scheduled:
+            out.append((col.name, f"CAST({typed} AS DATE) >= {data_end}", f"dated on or after the end of the data ({data_end[6:16]})"))
+        if col.nonnegative:
+            out.append((col.name, f"{typed} < 0", "negative value"))
+        if col.min is not None:
+            out.append((col.name, f"{typed} < {col.min} OR {typed} > {col.max}", f"outside {col.min:g}-{col.max:g}"))
+    return out
+
+
+class SourceLoader:
+    """Loads the configured tables into one DuckDB connection (see module docstring)."""
+
+    def __init__(self, config: Config, con: duckdb.DuckDBPyConnection | None = None):
+        self.config = config
+        self.con = con or duckdb.connect()
+        self.present: dict[str, dict[str, str]] = {}  # table -> canonical -> raw column
+        self.raw: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def load(self) -> LoadedSources:
+        order = ["accounts"] + [n for n in self.config.sources if n != "accounts"]
+        for name in order:
+            self._map_columns(name)
+        data_end = self._data_end()
+        end_sql = f"DATE '{data_end.isoformat()}'"
+        exclusions, counts = [], {}
+        for name in order:
+            excl, counts[name] = self._check(name, end_sql)
+            exclusions.append(excl)
+        frame = pd.concat([e for e in exclusions if len(e)], ignore_index=True) if any(len(e) for e in exclusions) else pd.DataFrame(columns=EXCLUSION_COLUMNS)
+        if len(frame) and not self.config.exclude_bad_rows:
+            raise DataError("bad rows (exclude_bad_rows is off):\n" + _describe(frame))
+        columns = {n: set(p) | ({"quantity"} if n == "events" else set()) for n, p in self.present.items()}
+        return LoadedSources(self.con, columns, counts, frame, data_end, self.notes)
+
+    def _map_columns(self, name: str) -> None:
+        source, schema = self.config.sources[name], SOURCE_SCHEMAS[name]
+        path = self.config.source_path(name)
+        raw = _register_raw(self.con, name, path, source)
+        available = [r[0] for r in self.con.execute(f"DESCRIBE {raw}").fetchall() if r[0] != "_row"]
+        unknown = sorted(set(source.columns) - {c.name for c in schema.columns})
+        if unknown:
+            raise DataError(f"{name}: `columns` maps unknown canonical column(s) {unknown}; known: {[c.name for c in schema.columns]}")
+        present = {}
+        for col in schema.columns:
+            raw_name = source.columns.get(col.name, col.name)
+            if raw_name in available:
+                present[col.name] = raw_name
+            elif col.required:
+                mapped = f" (mapped from {raw_name!r})" if col.name in source.columns else ""
+                raise DataError(f"{name} ({path}): required column {col.name!r}{mapped} not found; columns are {available}")
+            elif col.name in source.columns:
+                raise DataError(f"{name} ({path}): column {raw_name!r} mapped to {col.name!r} not found; columns are {available}")
+            else:
+                self.notes.append(f"{name}: no column {col.name!r}")
+        if not self.con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]:
+            raise DataError(f"{name} ({path}): the table is empty")
+        self.present[name], self.raw[name] = present, raw
+
+    def _data_end(self) -> dt.date:
+        if self.config.data_end:
+            return self.config.data_end
+        col = ident(self.present["events"]["event_date"])
+        latest = self.con.execute(f"SELECT max(TRY_CAST({col} AS DATE)) FROM {self.raw['events']}").fetchone()[0]
+        tomorrow = dt.date.today() + dt.timedelta(days=1)
+        return min(latest + dt.timedelta(days=1), tomorrow) if latest else tomorrow
+
+    def _check(self, name: str, data_end: str) -> tuple[pd.DataFrame, int]:
+        """Create `src_<name>` (clean rows) and return the excluded rows and the clean count."""
+        schema, present, raw = SOURCE_SCHEMAS[name], self.present[name], self.raw[name]
+        typed = ", ".join(f"{_typed(schema.column(c), ident(r))} AS t_{c}" for c, r in present.items())
+        checks = _checks(schema, present, data_end)
+        if name != "accounts":
+            checks.append(("account_id", "t_account_id NOT IN (SELECT account_id FROM src_accounts)", "account_id not in accounts"))
+        if schema.key and schema.key in present:
+            checks.append((schema.key, f"count(*) OVER (PARTITION BY t_{schema.key}) > 1", f"duplicate {schema.key}"))
+        reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_str(col + ': ' + why)}" for col, cond, why in checks) + " END"
+        # Events can be hundreds of millions of rows: checked on the fly rather than copied.
+        kind = "VIEW" if name == "events" else "TABLE"
+        self.con.execute(f"CREATE {kind} checked_{name} AS SELECT _row, {typed}, {reason} AS _reason FROM {raw}")
+        total, bad = self.con.execute(f"SELECT count(*), count(_reason) FROM checked_{name}").fetchone()
+        excluded = self._exclusions(name, raw, present) if bad else pd.DataFrame(columns=EXCLUSION_COLUMNS)
+        self._column_type_errors(name, present, excluded)
+        if bad == total:
+            raise DataError(f"{name}: every row is bad, nothing left to use:\n" + _describe(excluded))
+        self._clean_view(name, schema, present)
+        return excluded, total - bad
+
+    def _column_type_errors(self, name: str, present: dict[str, str], excluded: pd.DataFrame) -> None:
+        """A column in which no value has the expected type is mis-mapped or mistyped, not dirty."""
+        for col in present:
+            failed = excluded[(excluded["column"] == col) & excluded["reason"].str.startswith("not ")]
+            if len(failed) and not self.con.execute(
+                f"SELECT count(*) FROM checked_{name} WHERE t_{col} IS NOT NULL"
+            ).fetchone()[0]:
+                raise DataError(f"{name}: column {col!r} ({present[col]!r}) has no value of the right type:\n" + _describe(failed))
+
+    def _exclusions(self, name: str, raw: str, present: dict[str, str]) -> pd.DataFrame:
+        raw_cols = {c: f"CAST(r.{ident(r)} AS VARCHAR)" for c, r in present.items()}
+        value = "CASE " + " ".join(f"WHEN split_part(c._reason, ':', 1) = {sql_str(c_)} THEN {e}" for c_, e in raw_cols.items()) + " END"
+        frame = self.con.execute(
+            f"SELECT {sql_str(name)} AS \"table\", c._row AS row, {raw_cols['account_id']} AS account_id, "
+            f"split_part(c._reason, ': ', 1) AS \"column\", {value} AS value, split_part(c._reason, ': ', 2) AS reason "
+            f"FROM checked_{name} c JOIN {raw} r USING (_row) WHERE c._reason IS NOT NULL ORDER BY c._row"
+        ).df()
+        return frame[EXCLUSION_COLUMNS]
+
+    def _clean_view(self, name: str, schema: SourceSchema, present: dict[str, str]) -> None:
+        cols = [f"t_{c} AS {c}" for c in present]
+        if name == "events":
+            if "quantity" not in present:
+                cols.append("1.0 AS quantity")
+            kinds = self.config.sources[name].event_kinds
+            when = " ".join(f"WHEN t_event_type IN ({', '.join(map(sql_str, types))}) THEN {sql_str(kind)}" for kind, types in kinds.items())
+            cols.append(f"CASE {when} ELSE t_event_type END AS event_kind" if kinds else "t_event_type AS event_kind")
+        self.con.execute(f"CREATE VIEW src_{name} AS SELECT {', '.join(cols)} FROM checked_{name} WHERE _reason IS NULL")
+
+
+def _describe(frame: pd.DataFrame, rows: int = 5) -> str:
+    """The first offending rows per table and reason, for an error message."""
+    lines = []
+    for (table, column, reason), group in frame.groupby(["table", "column", "reason"], sort=False):
+        shown = ", ".join(f"row {r} ({v!r})" for r, v in zip(group["row"].head(rows), group["value"].head(rows)))
+        lines.append(f"  {table}.{column}: {reason}: {len(group)} row(s), first: {shown}")
+    return "\n".join(lines)
+
+
+def load_sources(config: Config, con: duckdb.DuckDBPyConnection | None = None) -> LoadedSources:
+    """Register every configured table as a checked, canonical view on a DuckDB connection."""
+    return SourceLoader(config, con).load()

@@ -1,0 +1,269 @@
+"""build_dataset on a hand-made base: values worked out by hand, labels, leakage, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import rawbase
+from healthscore import ConfigError, DataError, build_dataset, load_config, read_dataset
+from healthscore.schema import SOURCE_SCHEMAS
+
+D = dt.date
+
+
+def build(tmp_path, frames=None, config=None):
+    return build_dataset(load_config(rawbase.write(tmp_path, frames, config)))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("tiny"))
+
+
+def row(ds, account, as_of):
+    frame = ds.frame
+    match = frame[(frame.account_id == account) & (frame.as_of == as_of)]
+    assert len(match) == 1, f"expected one row for {account} at {as_of}"
+    return match.iloc[0]
+
+
+def test_values_worked_out_by_hand(tiny):
+    a1 = row(tiny, "A1", D(2024, 2, 1))
+    assert a1.logins_30d == 60 and a1.active_days_30d == 30  # 2 logins a day, Jan 2-31
+    assert a1.minutes_per_login_30d == 15
+    assert a1.login_trend_30d == pytest.approx((60 - 2) / 2)  # previous window holds Jan 1 only
+    assert a1.licence_utilisation_30d == pytest.approx(1 / 10)
+    assert a1.days_to_renewal == 9  # monthly contract from Jan 10 renews on the 10th
+    assert a1.tenure_days == (D(2024, 2, 1) - D(2023, 1, 10)).days
+    assert a1.segment == "SMB" and a1.plan == "starter" and a1.csm_owner == "Kim"
+
+    a1_apr = row(tiny, "A1", D(2024, 4, 1))
+    # I1 paid 10 days late; I2 (due Mar 15) still unpaid on Apr 1, so 17 days late so far.
+    assert a1_apr.late_invoices_180d == 2 and a1_apr.overdue_invoices == 1
+    assert a1_apr.days_late_180d == pytest.approx(13.5)
+    assert a1_apr.meetings_90d == 1 and a1_apr.outreach_response_rate_90d == pytest.approx(0.5)
+
+    a2_apr = row(tiny, "A2", D(2024, 4, 1))
+    # T2 was opened before Apr 1 but closed after it: counted as a ticket, its CSAT not yet known.
+    assert a2_apr.tickets_90d == 2 and a2_apr.csat_90d == 2 and a2_apr.resolution_hours_90d == 24
+    assert a2_apr.nps_latest == 5 and a2_apr.nps_365d == 0
+    assert a2_apr.days_since_last_escalation == (D(2024, 4, 1) - D(2024, 2, 10)).days
+    assert row(tiny, "A2", D(2024, 3, 1)).new_user_activation_90d == 1.0  # U4 joined Jan 20, active Feb 1
+    assert row(tiny, "A1", D(2024, 3, 1)).new_user_activation_90d == 0.0  # U2 joined Jan 5, never active
+    # A2 contracts from 100 to 80 seats at its June renewal; on Jun 1 the old row is still in force.
+    a2_jun = row(tiny, "A2", D(2024, 6, 1))
+    assert a2_jun.seats == 100 and a2_jun.days_to_renewal == 0
+
+
+def test_labels_and_active_accounts(tiny):
+    frame = tiny.frame.set_index(["account_id", "as_of"])
+    assert frame.loc[("A1", D(2024, 2, 1)), "churned"] == False  # noqa: E712  churn May 20 is 109 days on
+    assert frame.loc[("A1", D(2024, 3, 1)), "churned"] == True  # noqa: E712
+    assert pd.isna(frame.loc[("A1", D(2024, 4, 1)), "churned"])  # horizon runs past the data end
+    assert ("A1", D(2024, 6, 1)) not in frame.index  # churned before
+    assert ("A3", D(2024, 2, 1)) not in frame.index  # not yet a customer
+    labelled = tiny.labelled
+    assert set(labelled.as_of) == {D(2024, 2, 1), D(2024, 3, 1)}
+    assert not labelled.churned.isna().any()
+
+
+def test_written_dataset_round_trips(tiny, tmp_path):
+    path = tiny.write(tmp_path / "dataset.parquet")
+    back = read_dataset(path)
+    assert back.spec == tiny.spec
+    pd.testing.assert_frame_equal(back.frame, tiny.frame, check_dtype=False)
+    families = {f.family for f in back.spec.features}
+    assert {"usage_decline", "low_licence_utilisation", "poor_onboarding", "support_escalations",
+            "late_payments", "low_nps", "disengagement", "contract_plan"} <= families
+
+
+def _perturb_future(frames: dict[str, pd.DataFrame], as_of: dt.date, rng) -> dict[str, pd.DataFrame]:
+    """Change or delete every row dated on/after as_of and every value not yet revealed at as_of."""
+    cut = pd.Timestamp(as_of)
+    out = {}
+    for name, frame in frames.items():
+        frame = frame.copy()
+        schema = SOURCE_SCHEMAS[name]
+        if schema.time_column:
+            future = pd.to_datetime(frame[schema.time_column]) >= cut
+            doomed = future & (rng.random(len(frame)) < 0.5)
+            changed = future & ~doomed
+            for col in frame.columns:
+                if col in ("account_id", schema.key, "user_id", schema.time_column):
+                    continue
+                frame.loc[changed, col] = _scramble(frame.loc[changed, col], rng, _column(schema, col))
+            frame = frame[~doomed]
+        for col in schema.columns:
+            if col.revealed_by and col.name in frame:
+                hidden = pd.to_datetime(frame[col.revealed_by]) >= cut
+                frame.loc[hidden, col.name] = _scramble(frame.loc[hidden, col.name], rng, col)
+        out[name] = frame
+    return out
+
+
+def _column(schema, name):
+    return next((c for c in schema.columns if c.name == name), None)
+
+
+def _scramble(values: pd.Series, rng, column=None) -> pd.Series:
+    """Other values of the same kind, still valid (so the row is not excluded) and dates only later."""
+    if not len(values):
+        return values
+    if pd.api.types.is_bool_dtype(values):
+        return ~values
+    if pd.api.types.is_numeric_dtype(values):
+        if column is not None and column.min is not None:
+            return column.min + column.max - values
+        return values * 3 + 1
+    if pd.api.types.is_datetime64_any_dtype(values) or isinstance(values.dropna().iloc[0] if values.notna().any() else None, dt.date):
+        shifted = pd.to_datetime(values) + pd.Timedelta(days=int(rng.integers(1, 20)))
+        return shifted if pd.api.types.is_datetime64_any_dtype(values) else shifted.dt.date
+    return values.map(lambda v: f"{v}_x" if isinstance(v, str) else v)
+
+
+@pytest.mark.parametrize("as_of", [D(2024, 3, 1), D(2024, 4, 1), D(2024, 5, 1)])
+def test_rows_dated_on_or_after_as_of_change_no_feature(tiny, tmp_path, as_of):
+    rng = np.random.default_rng(as_of.toordinal())
+    perturbed = build(tmp_path, _perturb_future(rawbase.tables(), as_of, rng))
+    features = tiny.spec.feature_codes
+    before = tiny.frame[tiny.frame.as_of == as_of].set_index("account_id")[features]
+    after = perturbed.frame[perturbed.frame.as_of == as_of].set_index("account_id")[features]
+    common = before.index.intersection(after.index)
+    assert len(common) >= 3
+    pd.testing.assert_frame_equal(before.loc[common], after.loc[common], check_dtype=False)
+    # the perturbation did reach data after as_of, so the check is not vacuous
+    later = tiny.frame[tiny.frame.as_of > as_of]
+    later_after = perturbed.frame[perturbed.frame.as_of > as_of]
+    assert not later.reset_index(drop=True)[features].equals(later_after.reset_index(drop=True)[features])
+
+
+def test_events_as_one_row_per_event_with_timestamps(tmp_path):
+    frames = rawbase.tables()
+    ev = frames["events"]
+    logins = ev[ev.event_type == "login"]
+    one_per_event = logins.loc[logins.index.repeat(logins.quantity.astype(int))].drop(columns="quantity")
+    one_per_event = one_per_event.assign(ts=pd.to_datetime(one_per_event.event_date) + pd.Timedelta(hours=9)).drop(columns="event_date")
+    frames["events"] = one_per_event.rename(columns={"event_type": "name", "account_id": "acct"})
+    config = rawbase.config_dict()
+    config["sources"]["events"] = {"path": "events.parquet", "columns": {"event_date": "ts", "event_type": "name", "account_id": "acct"},
+                                   "event_kinds": {"login": ["login"]}}
+    ds = build(tmp_path, frames, config)
+    assert row(ds, "A1", D(2024, 2, 1)).logins_30d == 60
+
+
+def test_csv_sources_and_user_metric_in_yaml(tmp_path):
+    frames = rawbase.tables()
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    config = rawbase.config_dict()
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+        config["sources"][name] = {**config["sources"][name], "path": f"{name}.csv"}
+    config["metrics"] = {"add": [{"code": "report_uses_30d", "label": "Report uses", "source": "events", "aggregation": "sum",
+                                  "value": "quantity", "filter": "event_type = 'reports'", "window_days": 30,
+                                  "good_direction": "higher", "family": "usage_decline"}], "drop": ["industry"]}
+    (folder / "healthscore.yaml").write_text(yaml.safe_dump(config))
+    ds = build_dataset(load_config(folder / "healthscore.yaml"))
+    assert row(ds, "A2", D(2024, 2, 1)).report_uses_30d == 45  # 15 even days x 3
+    assert row(ds, "A1", D(2024, 2, 1)).logins_30d == 60
+    assert "industry" not in ds.frame and "report_uses_30d" in ds.spec.feature_codes
+
+
+def test_missing_optional_source_leaves_its_metrics_out_with_a_note(tmp_path):
+    config = rawbase.config_dict()
+    del config["sources"]["surveys"]
+    ds = build(tmp_path, config=config)
+    assert "nps_latest" not in ds.frame
+    assert any("nps_latest left out: source 'surveys' not configured" in n for n in ds.spec.notes)
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_bad_rows_are_excluded_with_table_row_column_and_reason(tmp_path):
+    frames = rawbase.tables()
+    ev = frames["events"]
+    ev.loc[3, "quantity"] = -3  # a negative count
+    ev.loc[5, "event_date"] = D(2031, 1, 1)  # in the future
+    ev.loc[7, "account_id"] = "NOPE"  # an unknown account
+    ev.loc[9, "account_id"] = None
+    tickets = frames["tickets"]
+    frames["tickets"] = pd.concat([tickets, tickets.iloc[[0]]], ignore_index=True)  # duplicate id
+    frames["subscriptions"]["seats"] = frames["subscriptions"]["seats"].astype(str)  # as a CSV export might
+    frames["subscriptions"].loc[4, "seats"] = "twenty"
+    ds = build(tmp_path, frames)
+    ex = ds.exclusions.set_index(["table", "row"])
+    assert ex.loc[("events", 4), "reason"] == "negative value" and ex.loc[("events", 4), "column"] == "quantity"
+    assert ex.loc[("events", 6), "reason"].startswith("dated on or after the end of the data")
+    assert ex.loc[("events", 8), "reason"] == "account_id not in accounts" and ex.loc[("events", 8), "value"] == "NOPE"
+    assert ex.loc[("events", 10), "reason"] == "missing value"
+    assert set(ex.loc["tickets"].index) == {1, 4}
+    assert (ex.loc["tickets", "reason"] == "duplicate ticket_id").all()
+    assert ex.loc[("subscriptions", 5), "reason"] == "not a number" and ex.loc[("subscriptions", 5), "value"] == "twenty"
+    # nothing lost: the report file lists them beside the dataset
+    path = ds.write(tmp_path / "out" / "dataset.parquet")
+    assert len(pd.read_csv(path.with_name("dataset.exclusions.csv"))) == len(ds.exclusions) == 7
+
+
+def test_strict_mode_turns_bad_rows_into_an_error(tmp_path):
+    frames = rawbase.tables()
+    frames["events"].loc[3, "quantity"] = -3
+    config = rawbase.config_dict() | {"exclude_bad_rows": False}
+    with pytest.raises(DataError, match=r"events\.quantity: negative value: 1 row\(s\), first: row 4"):
+        build(tmp_path, frames, config)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f, d: (d / "tickets.parquet").unlink(), r"tickets: file not found: .*tickets\.parquet"),
+        (lambda f, d: (d / "invoices.parquet").write_bytes(b"not parquet at all"), r"invoices: cannot read .*invoices\.parquet"),
+        (lambda f, d: f["surveys"].iloc[:0].to_parquet(d / "surveys.parquet"), r"surveys .*: the table is empty"),
+        (lambda f, d: f["events"].drop(columns="event_type").to_parquet(d / "events.parquet"),
+         r"events .*: required column 'event_type' not found; columns are \['account_id', 'user_id', 'event_date', 'quantity'\]"),
+        (lambda f, d: f["subscriptions"].assign(mrr="n/a").to_parquet(d / "subscriptions.parquet"),
+         r"subscriptions: column 'mrr' \('mrr'\) has no value of the right type:\n  subscriptions\.mrr: not a number: 5 row\(s\), first: row 1 \('n/a'\)"),
+    ],
+    ids=["missing-file", "unreadable", "empty", "missing-column", "wrong-type-column"],
+)
+def test_unusable_tables_are_errors_naming_table_and_column(tmp_path, damage, message):
+    frames = rawbase.tables()
+    path = rawbase.write(tmp_path, frames)
+    damage(frames, tmp_path)
+    with pytest.raises(DataError, match=message):
+        build_dataset(load_config(path))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["sources"].pop("events"), r"sources: .*required source\(s\) missing: \['events'\]"),
+        (lambda c: c["schedule"].update(every="fortnight"), r"schedule\.every: .*'month', 'week' or a number of days"),
+        (lambda c: c.update(horizon=90), r"horizon: Extra inputs are not permitted"),
+        (lambda c: c["sources"]["events"].update(columns={"when": "ts"}), r"unknown canonical column\(s\) \['when'\]"),
+        (lambda c: c.update(metrics={"add": [{"code": "x", "label": "X", "aggregation": "sum", "source": "events", "family": "f"}]}),
+         r"metrics\.add\.0: .*metric 'x': aggregation 'sum' needs `value`"),
+        (lambda c: c.update(metrics={"drop": ["no_such_metric"]}), r"metrics\.drop: unknown metric code\(s\) \['no_such_metric'\]"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, change, message):
+    config = rawbase.config_dict()
+    change(config)
+    with pytest.raises((ConfigError, DataError), match=message):
+        build(tmp_path, config=config)
+
+
+def test_every_input_row_is_in_a_view_or_excluded(tmp_path):
+    from healthscore.sources import load_sources
+
+    frames = rawbase.tables()
+    frames["events"].loc[[1, 2], "quantity"] = -1
+    config = load_config(rawbase.write(tmp_path, frames))
+    loaded = load_sources(config)
+    excluded = loaded.exclusions.groupby("table").size()
+    for name, frame in frames.items():
+        assert loaded.row_counts[name] + excluded.get(name, 0) == len(frame), name
