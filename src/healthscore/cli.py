@@ -23,6 +23,46 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config pointing at the raw tables.")]
+DatasetOpt = Annotated[Optional[Path], typer.Option("--dataset", help="A dataset built by build-dataset.")]
+TableOpt = Annotated[Optional[Path], typer.Option("--table", help="Or: your own snapshot table (CSV/Parquet), no config needed.")]
+IdOpt = Annotated[Optional[str], typer.Option(help="With --table: the account id column.")]
+LabelOpt = Annotated[Optional[str], typer.Option(help="With --table: the churned yes/no column.")]
+AsOfOpt = Annotated[Optional[str], typer.Option(help="With --table: the snapshot date column, if any.")]
+
+
+def _load_dataset(config: Path | None, dataset: Path | None, table: Path | None, id_column, label_column, as_of_column):
+    """The dataset from a built file, a config (built now) or a snapshot table; and the config."""
+    from healthscore.dataset import build_dataset, read_dataset
+
+    if sum(x is not None for x in (dataset, table)) > 1 or (config is None and dataset is None and table is None):
+        _fail(ValueError("give --config (optionally with --dataset), or --dataset, or --table"))
+    try:
+        cfg = load_config(config) if config else None
+        if dataset is not None:
+            return read_dataset(dataset), cfg
+        if table is not None:
+            from healthscore.snapshot import build_snapshot_dataset
+
+            if not id_column:
+                _fail(ValueError("--table needs --id-column"))
+            return build_snapshot_dataset(table, id_column, label_column, as_of_column), cfg
+        with console.status("building the dataset") as status:
+            return build_dataset(cfg, progress=lambda msg: status.update(msg)), cfg
+    except (ConfigError, DataError, ValueError) as exc:
+        _fail(exc)
+
+
+def _print_frame(frame, title: str, floats: str = "{:.4f}") -> None:
+    table = Table(title=title)
+    table.add_column(frame.index.name or "")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for key, row in frame.iterrows():
+        table.add_row(str(key), *[floats.format(v) if isinstance(v, float) else str(v) for v in row])
+    console.print(table)
+
+
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Folder for the demo tables.")],
@@ -55,30 +95,17 @@ def generate(
 @app.command("build-dataset")
 def build_dataset_cmd(
     out: Annotated[Path, typer.Option(help="Dataset file to write (Parquet).")],
-    config: Annotated[Optional[Path], typer.Option(help="YAML config pointing at the raw tables.")] = None,
-    table: Annotated[Optional[Path], typer.Option(help="Or: your own snapshot table (CSV/Parquet), no config needed.")] = None,
-    id_column: Annotated[Optional[str], typer.Option(help="With --table: the account id column.")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="With --table: the churned yes/no column.")] = None,
-    as_of_column: Annotated[Optional[str], typer.Option(help="With --table: the snapshot date column, if any.")] = None,
+    config: ConfigOpt = None,
+    table: TableOpt = None,
+    id_column: IdOpt = None,
+    label_column: LabelOpt = None,
+    as_of_column: AsOfOpt = None,
 ) -> None:
     """Build one point-in-time row per (account, as_of) with every metric and the churn label."""
-    from healthscore.dataset import build_dataset, exclusions_path
+    from healthscore.dataset import exclusions_path
 
-    if (config is None) == (table is None):
-        _fail(ValueError("give either --config or --table"))
-    try:
-        if config is not None:
-            with console.status("building the dataset") as status:
-                dataset = build_dataset(load_config(config), progress=lambda msg: status.update(msg))
-        else:
-            from healthscore.snapshot import build_snapshot_dataset
-
-            if not id_column:
-                _fail(ValueError("--table needs --id-column"))
-            dataset = build_snapshot_dataset(table, id_column, label_column, as_of_column)
-        dataset.write(out)
-    except (ConfigError, DataError) as exc:
-        _fail(exc)
+    dataset, _ = _load_dataset(config, None, table, id_column, label_column, as_of_column)
+    dataset.write(out)
     _print_dataset_summary(dataset, out, exclusions_path(out))
 
 
@@ -106,6 +133,81 @@ def _print_dataset_summary(dataset, out: Path, excluded: Path) -> None:
             console.print(f"  {tbl}.{col}: {reason}: {n:,}")
     if dataset.timings:
         console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in dataset.timings.items()))
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    dataset: DatasetOpt = None,
+    table: TableOpt = None,
+    id_column: IdOpt = None,
+    label_column: LabelOpt = "churned",
+    as_of_column: AsOfOpt = None,
+    name: Annotated[Optional[str], typer.Option(help="Registered model name (default from config: customer-health).")] = None,
+) -> None:
+    """Learn the metric weights from churned-vs-retained history, compare with baselines, register."""
+    import tempfile
+
+    from healthscore.model.artefacts import write_training_artefacts
+    from healthscore.model.settings import TrainingConfig
+    from healthscore.model.training import ModelQualityError, train as fit
+    from healthscore.registry import log_training
+
+    data, cfg = _load_dataset(config, dataset, table, id_column, label_column, as_of_column)
+    settings = cfg.model if cfg else TrainingConfig()
+    truth = next((p for p in _truth_candidates(cfg, dataset) if p.exists()), None)
+    with console.status("training"):
+        try:
+            result = fit(data, settings, truth)
+        except ValueError as exc:
+            _fail(exc)
+    _print_frame(result.split_summary, "Time-ordered slices")
+    shown = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift"] + [
+        c for c in result.comparison.columns if c.startswith(("churn_rate_", "accounts_"))]
+    _print_frame(result.comparison[shown], "Test slice: model vs baselines")
+    _print_frame(result.scorecard.set_index("label")[["family", "good_direction", "weight_pct"]].head(12),
+                 "Learned weights (share of mean |SHAP|, %)", "{:.1f}")
+    with tempfile.TemporaryDirectory() as tmp, console.status("logging to MLflow"):
+        write_training_artefacts(result, Path(tmp), {"digest": result.dataset_digest, "origin": data.spec.origin})
+        registered = log_training(result, data, Path(tmp), name)
+    console.print(f"Registered [bold]{registered.name}[/] version {registered.version} as 'challenger' "
+                  f"(run {registered.run_id}); exported to {registered.export_path}")
+    try:
+        result.check_quality()
+    except ModelQualityError as exc:
+        console.print(f"[bold red]model rejected:[/] {exc}")
+        raise typer.Exit(code=1)
+
+
+def _truth_candidates(cfg, dataset: Path | None) -> list[Path]:
+    """Where demo data keeps the generator's true probabilities (never read for training)."""
+    folders = ([cfg.base_dir] if cfg else []) + ([dataset.parent] if dataset else [])
+    return [f / "ground_truth" / "churn_probability.parquet" for f in folders]
+
+
+@app.command()
+def promote(
+    config: ConfigOpt = None,
+    dataset: DatasetOpt = None,
+    table: TableOpt = None,
+    id_column: IdOpt = None,
+    label_column: LabelOpt = "churned",
+    as_of_column: AsOfOpt = None,
+    name: Annotated[str, typer.Option(help="Registered model name.")] = "customer-health",
+    force: Annotated[bool, typer.Option(help="Promote even if the challenger is worse.")] = False,
+) -> None:
+    """Move the 'champion' alias to the challenger if it is not worse on the latest labelled data."""
+    from healthscore.registry import promote as run_promotion
+
+    data, _ = _load_dataset(config, dataset, table, id_column, label_column, as_of_column)
+    try:
+        outcome = run_promotion(data, name, force)
+    except ValueError as exc:
+        _fail(exc)
+    _print_frame(outcome.comparison[["roc_auc", "pr_auc", "brier", "ece", "top_decile_lift"]], "Latest labelled slice")
+    verdict = "[green]promoted[/]" if outcome.promoted else "[yellow]not promoted[/]"
+    console.print(f"{verdict}: version {outcome.challenger_version} ({outcome.reason}); "
+                  f"champion is now version {outcome.challenger_version if outcome.promoted else outcome.champion_version}")
 
 
 if __name__ == "__main__":

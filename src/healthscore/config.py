@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from healthscore.catalogue import Metric, MetricCatalogue, load_default_catalogue
+from healthscore.model.settings import TrainingConfig
 from healthscore.schema import SOURCE_SCHEMAS
 
 
@@ -54,11 +55,10 @@ class SourceConfig(_Strict):
 
 
 class ChurnConfig(_Strict):
-    """Churn = the account's subscription ended and was not renewed within the grace period."""
+    """Churn = every subscription row of the account has ended (it was not renewed)."""
 
     definition: Literal["subscription_ended"] = "subscription_ended"
     horizon_days: int = Field(90, gt=0, le=730)
-    reactivation_grace_days: int = Field(0, ge=0)
 
 
 class ScheduleConfig(_Strict):
@@ -112,6 +112,7 @@ class Config(_Strict):
     schedule: ScheduleConfig
     data_end: dt.date | None = None  # first day without data; default: day after the latest event
     metrics: MetricsConfig = MetricsConfig()
+    model: TrainingConfig = TrainingConfig()
     exclude_bad_rows: bool = True  # False: any bad row is an error instead of an exclusion
     base_dir: Path = Path(".")  # where relative paths resolve: the config file's folder
 

@@ -72,6 +72,12 @@ class Dataset:
     exclusions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EXCLUSION_COLUMNS))
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Numeric features are doubles everywhere: a count may be missing at scoring time, and
+        # the registered model's signature rejects integers where it expects doubles.
+        numeric = [f.code for f in self.spec.features if f.kind == "numeric" and f.code in self.frame]
+        self.frame[numeric] = self.frame[numeric].astype("float64")
+
     @property
     def labelled(self) -> pd.DataFrame:
         """Rows whose label horizon lies inside the data: the ones a model may learn from."""

@@ -133,7 +133,7 @@ class SourceLoader:
             exclusions.append(excl)
         frame = pd.concat([e for e in exclusions if len(e)], ignore_index=True) if any(len(e) for e in exclusions) else pd.DataFrame(columns=EXCLUSION_COLUMNS)
         if len(frame) and not self.config.exclude_bad_rows:
-            raise DataError("bad rows (exclude_bad_rows is off):\n" + _describe(frame))
+            raise DataError("bad rows (exclude_bad_rows is off):\n" + describe_exclusions(frame))
         columns = {n: set(p) | ({"quantity"} if n == "events" else set()) for n, p in self.present.items()}
         return LoadedSources(self.con, columns, counts, frame, data_end, self.notes)
 
@@ -186,7 +186,7 @@ class SourceLoader:
         excluded = self._exclusions(name, raw, present) if bad else pd.DataFrame(columns=EXCLUSION_COLUMNS)
         self._column_type_errors(name, present, excluded)
         if bad == total:
-            raise DataError(f"{name}: every row is bad, nothing left to use:\n" + _describe(excluded))
+            raise DataError(f"{name}: every row is bad, nothing left to use:\n" + describe_exclusions(excluded))
         self._clean_view(name, schema, present)
         return excluded, total - bad
 
@@ -197,7 +197,7 @@ class SourceLoader:
             if len(failed) and not self.con.execute(
                 f"SELECT count(*) FROM checked_{name} WHERE t_{col} IS NOT NULL"
             ).fetchone()[0]:
-                raise DataError(f"{name}: column {col!r} ({present[col]!r}) has no value of the right type:\n" + _describe(failed))
+                raise DataError(f"{name}: column {col!r} ({present[col]!r}) has no value of the right type:\n" + describe_exclusions(failed))
 
     def _exclusions(self, name: str, raw: str, present: dict[str, str]) -> pd.DataFrame:
         raw_cols = {c: f"CAST(r.{ident(r)} AS VARCHAR)" for c, r in present.items()}
@@ -220,7 +220,7 @@ class SourceLoader:
         self.con.execute(f"CREATE VIEW src_{name} AS SELECT {', '.join(cols)} FROM checked_{name} WHERE _reason IS NULL")
 
 
-def _describe(frame: pd.DataFrame, rows: int = 5) -> str:
+def describe_exclusions(frame: pd.DataFrame, rows: int = 5) -> str:
     """The first offending rows per table and reason, for an error message."""
     lines = []
     for (table, column, reason), group in frame.groupby(["table", "column", "reason"], sort=False):

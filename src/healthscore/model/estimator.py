@@ -9,58 +9,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from healthscore.dataset import FeatureSpec
 from healthscore.io import atomic_path
 from healthscore.model.calibration import Calibrator
+from healthscore.model.settings import ModelParams
 from healthscore.model.tiers import TierPolicy, Tiers
 
 BOOSTER_FILE = "booster.txt"
 MODEL_FILE = "model.json"
 QUANTILES = np.linspace(0, 1, 101)
 PROBABILITY_QUANTILES = np.linspace(0, 1, 1001)
-
-
-class ModelParams(BaseModel):
-    """LightGBM settings that suit a few thousand to a few million account-dates."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    learning_rate: float = Field(0.03, gt=0, le=1)
-    num_leaves: int = Field(15, ge=2)
-    min_data_in_leaf: int = Field(40, ge=1)
-    feature_fraction: float = Field(0.8, gt=0, le=1)
-    bagging_fraction: float = Field(0.8, gt=0, le=1)
-    lambda_l2: float = Field(5.0, ge=0)
-    max_rounds: int = Field(3000, ge=1)
-    early_stopping_rounds: int = Field(100, ge=1)
-    monotone: bool = True  # constraints from each metric's good_direction
-    calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
-    seed: int = 7
-
-    def lightgbm(self, monotone: list[int]) -> dict:
-        return {
-            "objective": "binary",
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_data_in_leaf,
-            "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1,
-            "lambda_l2": self.lambda_l2,
-            "monotone_constraints": monotone,
-            "monotone_constraints_method": "intermediate",
-            "seed": self.seed,
-            "deterministic": True,
-            "force_col_wise": True,
-            "verbosity": -1,
-        }
 
 
 class HealthModel:

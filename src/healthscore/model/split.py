@@ -14,21 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 from sklearn.model_selection import StratifiedGroupKFold
 
 from healthscore.dataset import Dataset
+from healthscore.model.settings import SplitConfig
 
 SLICES = ("train", "valid", "test")
-
-
-class SplitConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    test_dates: int = Field(3, ge=1)
-    valid_dates: int = Field(3, ge=1)
-    purge: bool = True
-    seed: int = 7
 
 
 @dataclass

@@ -13,27 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from healthscore.dataset import Dataset
 from healthscore.model.baselines import LogisticBaseline, ScorecardBaseline
-from healthscore.model.estimator import HealthModel, ModelParams
+from healthscore.model.estimator import HealthModel
 from healthscore.model.evaluation import comparison_table, evaluate
-from healthscore.model.split import Split, SplitConfig, split_dataset
-from healthscore.model.tiers import TierPolicy
+from healthscore.model.settings import TrainingConfig
+from healthscore.model.split import Split, split_dataset
 
 MODEL, LOGISTIC, SCORECARD, ORACLE = "lightgbm_calibrated", "logistic_regression", "hand_weighted_scorecard", "oracle"
-
-
-class TrainingConfig(BaseModel):
-    """The `model:` section of the config: everything that affects the trained model."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    params: ModelParams = ModelParams()
-    split: SplitConfig = SplitConfig()
-    tiers: TierPolicy = TierPolicy()
-    registered_name: str = "customer-health"
 
 
 class ModelQualityError(RuntimeError):
