@@ -201,12 +201,12 @@ def _ref(code: str, exprs: dict[str, str]) -> str:
     return exprs.get(code, code)
 
 
-def assemble_sql(metrics: list[Metric], queries: list[MetricQuery], keep: list[str], attributes: dict[str, str]) -> str:
-    """One SELECT joining every metric query onto the observations, in catalogue order."""
+def assemble_sql(metrics: list[Metric], tables: dict[str, MetricQuery], keep: list[str], attributes: dict[str, str]) -> str:
+    """One SELECT joining every materialised metric query onto the observations, in catalogue order."""
     joins, base_cols = [], []
     zero = {m.code for m in metrics if m.aggregation in ZERO_WHEN_EMPTY}
-    for i, q in enumerate(queries):
-        joins.append(f"LEFT JOIN ({q.sql}) q{i} USING (account_id, as_of)")
+    for i, (table, q) in enumerate(tables.items()):
+        joins.append(f"LEFT JOIN {table} q{i} USING (account_id, as_of)")
         base_cols += [f"coalesce(q{i}.{c}, 0) AS {c}" if c in zero else f"q{i}.{c}" for c in q.columns]
     derived = derived_sql(metrics)
     attrs = "".join(f", a.{out}" for out in attributes.values())

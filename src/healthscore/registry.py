@@ -111,6 +111,7 @@ def log_training(result: TrainingResult, dataset: Dataset, artefacts: Path, name
             )
             version = str(info.registered_model_version)
             client.set_registered_model_alias(name, CHALLENGER, version)
+            shutil.copytree(artefacts, saved / "report")
             export = _export(saved, name, version, run.info.run_id)
     return RegisteredModel(name, version, run.info.run_id, export)
 
