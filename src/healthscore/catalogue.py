@@ -195,6 +195,31 @@ class MetricCatalogue(BaseModel):
         return [m for m in self.metrics if m.feature]
 
 
+def describe(m: Metric) -> str:
+    """How a metric is computed, in a few words, for docs and the `metrics` command."""
+    if m.aggregation == "ratio":
+        how = f"{m.numerator} / {m.denominator}"
+    elif m.aggregation == "pct_change":
+        how = f"% change of {m.of} vs " + (f"{m.period_days} days earlier" if m.period_days else "the previous window")
+    elif m.aggregation == "expression":
+        how = m.expression
+    else:
+        how = f"{m.aggregation}({m.value or ''}) of {m.source}"
+        if m.filter:
+            how += f" where {m.filter}"
+        if m.window_days:
+            how += f", last {m.window_days} days"
+    return how
+
+
+def markdown_table(catalogue: MetricCatalogue) -> str:
+    rows = ["| code | label | family | good direction | computed as |", "|---|---|---|---|---|"]
+    for m in catalogue:
+        how = describe(m).replace("|", r"\|")
+        rows.append(f"| `{m.code}` | {m.label} | {m.family} | {m.good_direction} | {how} |")
+    return "\n".join(rows) + "\n"
+
+
 @cache
 def load_default_catalogue() -> MetricCatalogue:
     """The built-in catalogue covering the metrics CS teams use (see docs/METRICS.md)."""

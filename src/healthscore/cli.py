@@ -136,6 +136,29 @@ def _print_dataset_summary(dataset, out: Path, excluded: Path) -> None:
 
 
 @app.command()
+def metrics(
+    config: ConfigOpt = None,
+    markdown: Annotated[bool, typer.Option(help="Print a Markdown table (as in docs/METRICS.md).")] = False,
+) -> None:
+    """List the metric catalogue in force: the defaults, or a config's with its additions."""
+    from healthscore.catalogue import describe, load_default_catalogue, markdown_table
+
+    try:
+        catalogue = load_config(config).catalogue() if config else load_default_catalogue()
+    except ConfigError as exc:
+        _fail(exc)
+    if markdown:
+        print(markdown_table(catalogue), end="")
+        return
+    table = Table(title=f"{len(catalogue)} metrics")
+    for col in ("code", "label", "family", "good", "computed as"):
+        table.add_column(col)
+    for m in catalogue:
+        table.add_row(m.code, m.label, m.family, m.good_direction, describe(m))
+    Console().print(table)
+
+
+@app.command()
 def train(
     config: ConfigOpt = None,
     dataset: DatasetOpt = None,
