@@ -1,0 +1,141 @@
+"""HealthModel, calibration, tiers, split: behaviour a data scientist relies on."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from healthscore.model.calibration import Calibrator
+from healthscore.model.estimator import BOOSTER_FILE, MODEL_FILE, HealthModel
+from healthscore.model.evaluation import expected_calibration_error, top_decile_lift
+from healthscore.model.settings import ModelParams, SplitConfig, TrainingConfig
+from healthscore.model.split import SplitError, split_dataset
+from healthscore.model.tiers import TierPolicy
+from healthscore.model.training import LOGISTIC, MODEL, ModelQualityError, train
+from synthetic import synthetic_dataset
+
+FAST = ModelParams(learning_rate=0.1, max_rounds=300, early_stopping_rounds=30)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_dataset(accounts=1500, months=14)
+
+
+@pytest.fixture(scope="module")
+def result(data):
+    return train(data, TrainingConfig(params=FAST, split=SplitConfig(test_dates=3, valid_dates=3)))
+
+
+def test_time_split_is_ordered_and_purged(data):
+    split = split_dataset(data, SplitConfig(test_dates=3, valid_dates=3, purge=True))
+    assert split.dates["test"] == [dt.date(2023, 12, 1), dt.date(2024, 1, 1), dt.date(2024, 2, 1)]
+    assert max(split.dates["train"]) < min(split.dates["valid"]) <= max(split.dates["valid"]) < min(split.dates["test"])
+    # purge: every training label horizon (90 days) closes before validation starts, and so on
+    assert max(split.dates["train"]) + dt.timedelta(days=90) <= min(split.dates["valid"])
+    assert max(split.dates["valid"]) + dt.timedelta(days=90) <= min(split.dates["test"])
+    assert len(set(split.train) | set(split.valid) | set(split.test)) == len(split.train) + len(split.valid) + len(split.test)
+    with pytest.raises(SplitError, match="too few"):
+        split_dataset(data, SplitConfig(test_dates=6, valid_dates=6))
+
+
+def test_dateless_snapshot_split_keeps_each_account_in_one_slice(data):
+    snapshot = synthetic_dataset(accounts=2000, months=1)
+    snapshot.spec = snapshot.spec.model_copy(update={"as_of_column": None})
+    split = split_dataset(snapshot)
+    ids = snapshot.frame["account_id"]
+    slices = [set(ids.loc[getattr(split, s)]) for s in ("train", "valid", "test")]
+    assert not (slices[0] & slices[2]) and not (slices[1] & slices[2])
+    assert len(split.test) == pytest.approx(400, abs=40)
+
+
+def test_model_beats_logistic_and_calibration_is_cheap(result):
+    table = result.comparison
+    assert table.loc[MODEL, "roc_auc"] > table.loc[LOGISTIC, "roc_auc"]
+    test = result.test
+    raw_auc = roc_auc_score(test["churned"], result.model.log_odds(test))
+    assert raw_auc - table.loc[MODEL, "roc_auc"] <= 0.002  # calibration must not cost ranking
+    assert table.loc[MODEL, "ece"] < 0.03
+    rates = [table.loc[MODEL, f"churn_rate_{t}"] for t in ("healthy", "at_risk", "unhealthy")]
+    assert rates[0] < rates[1] < rates[2]
+    result.check_quality()
+
+
+def test_weights_find_the_true_drivers(result):
+    assert result.scorecard["metric"].iloc[0] == "usage"
+    assert result.scorecard["weight_pct"].sum() == pytest.approx(100)
+
+
+def test_monotone_constraints_follow_good_direction(result):
+    """More usage never raises risk, more tickets never lowers it, whatever the other metrics."""
+    grid = result.test.head(50)
+    for code, sign in (("usage", -1), ("tickets", 1)):
+        values = np.linspace(0, float(grid[code].max()) * 1.5, 25)
+        curves = np.array([result.model.predict_proba(grid.assign(**{code: v}))[:, 1] for v in values])
+        steps = np.diff(curves, axis=0) * sign
+        assert (steps >= -1e-12).all(), code
+
+
+def test_training_is_deterministic(data, result):
+    again = train(data, result.config)
+    pd.testing.assert_frame_equal(again.test, result.test)
+
+
+def test_saved_model_is_text_and_json_and_predicts_identically(result, tmp_path):
+    folder = result.model.save(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([BOOSTER_FILE, MODEL_FILE])
+    loaded = HealthModel.load(folder)
+    X = result.test
+    pd.testing.assert_frame_equal(loaded.score(X), result.model.score(X))
+    scores = loaded.score(X)
+    assert np.allclose(scores.health_score, 100 * (1 - scores.churn_probability))
+    assert scores.health_percentile.between(0, 100).all()
+    # riskier accounts rank lower
+    order = np.argsort(scores.churn_probability.to_numpy())
+    assert np.all(np.diff(scores.health_percentile.to_numpy()[order]) <= 1e-9)
+
+
+def test_quantile_tiers_are_frozen_and_fixed_policy_is_honoured(result):
+    model = result.model
+    train_p = model.predict_proba(synthetic_dataset(accounts=1500, months=14).frame)[:, 1]
+    assert model.tiers_.healthy_below < model.tiers_.unhealthy_from
+    # a base that got worse shows as more red under the frozen cut-offs
+    worse = result.test.assign(usage=result.test["usage"] / 5)
+    assert (model.predict(worse) == "unhealthy").mean() > (model.predict(result.test) == "unhealthy").mean()
+    fixed = TierPolicy(policy="fixed", healthy_below=0.05, unhealthy_from=0.2).thresholds(train_p)
+    assert list(fixed.assign(np.array([0.01, 0.05, 0.19, 0.2]))) == ["healthy", "at_risk", "at_risk", "unhealthy"]
+    with pytest.raises(ValueError, match="needs healthy_below and unhealthy_from"):
+        TierPolicy(policy="fixed")
+
+
+def test_calibrators_map_monotonically_and_round_trip_as_json():
+    rng = np.random.default_rng(0)
+    z = rng.normal(-2, 1.5, 5000)
+    y = rng.random(5000) < 1 / (1 + np.exp(-(0.6 * z - 0.5)))  # the raw scores are over-confident
+    for method in ("isotonic", "sigmoid"):
+        cal = Calibrator.fit(z, y, method)
+        back = Calibrator.model_validate_json(cal.model_dump_json())
+        p = back.transform(np.sort(z))
+        assert np.all(np.diff(p) >= 0)
+        assert expected_calibration_error(y, back.transform(z)) < expected_calibration_error(y, 1 / (1 + np.exp(-z)))
+    assert Calibrator.fit(z[:200], y[:200]).method == "sigmoid"  # too few rows for isotonic
+
+
+def test_evaluation_figures_on_known_cases():
+    y = np.array([0] * 90 + [1] * 10)
+    perfect = np.r_[np.zeros(90), np.ones(10)]
+    assert top_decile_lift(y, perfect) == pytest.approx(10.0)
+    # constant 0.1: nine bins of non-churners (off by 0.1) and one bin of churners (off by 0.9)
+    assert expected_calibration_error(y, np.full(100, 0.1)) == pytest.approx((9 * 0.1 + 0.9) / 10)
+    assert expected_calibration_error(y, perfect) == pytest.approx(0.0)
+
+
+def test_a_model_worse_than_logistic_is_rejected(result):
+    broken = result.comparison.copy()
+    broken.loc[MODEL, "roc_auc"] = broken.loc[LOGISTIC, "roc_auc"] - 0.01
+    with pytest.raises(ModelQualityError, match="below the logistic regression"):
+        type(result)(**{**result.__dict__, "comparison": broken}).check_quality()
