@@ -1,0 +1,84 @@
+"""Training runs and models in a real MLflow store (sqlite + local artifacts) in a temp folder."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+
+from healthscore import registry
+from healthscore.model.artefacts import write_training_artefacts
+from healthscore.model.settings import ModelParams, SplitConfig, TrainingConfig
+from healthscore.model.training import train
+from synthetic import synthetic_dataset
+
+CONFIG = TrainingConfig(params=ModelParams(learning_rate=0.1, max_rounds=200, early_stopping_rounds=20),
+                        split=SplitConfig(test_dates=2, valid_dates=2))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A project folder with its own MLflow store; yields a function that trains and registers."""
+    folder = tmp_path_factory.mktemp("project")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+        def train_and_register(dataset):
+            result = train(dataset, CONFIG)
+            artefacts = folder / f"artefacts-{len(list(folder.glob('artefacts-*')))}"
+            write_training_artefacts(result, artefacts)
+            return result, registry.log_training(result, dataset, artefacts)
+
+        yield folder, train_and_register
+
+
+def test_training_run_is_logged_registered_and_loadable(store):
+    folder, train_and_register = store
+    data = synthetic_dataset(accounts=800, months=12)
+    result, model = train_and_register(data)
+    assert (folder / "mlruns" / "mlflow.db").exists()
+    run = mlflow.get_run(model.run_id)
+    assert run.data.params["dataset.digest"] == result.dataset_digest
+    assert float(run.data.params["params.learning_rate"]) == 0.1
+    assert run.data.metrics["lightgbm_calibrated.roc_auc"] == pytest.approx(result.comparison.loc["lightgbm_calibrated", "roc_auc"])
+    assert {"logistic_regression.brier", "hand_weighted_scorecard.ece", "split.test.churn_rate"} <= set(run.data.metrics)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(model.run_id, "report")}
+    assert {"report/scorecard.csv", "report/model_card.md", "report/calibration.png"} <= artifacts
+
+    loaded = mlflow.pyfunc.load_model("models:/customer-health@challenger")
+    scores = loaded.predict(data.frame.head(20))
+    assert {"account_id", "churn_probability", "health_score", "health_percentile", "tier"} <= set(scores.columns)
+    assert list(scores["account_id"]) == list(data.frame["account_id"].head(20))
+    np.testing.assert_allclose(scores["churn_probability"], result.model.predict_proba(data.frame.head(20))[:, 1])
+    assert loaded.metadata.signature is not None
+
+    # the batch-job copy: same files, no pickles
+    export = folder / model.export_path
+    assert {p.name for p in export.iterdir()} == {"booster.txt", "model.json", "registration.json", "report"}
+    assert json.loads((export.parent / "challenger.json").read_text())["version"] == model.version
+    assert not list(folder.joinpath("mlruns").rglob("*.pkl"))
+
+
+def test_promotion_moves_champion_only_to_a_model_that_is_not_worse(store):
+    _, train_and_register = store
+    data = synthetic_dataset(accounts=800, months=12)
+    _, first = train_and_register(data)
+    outcome = registry.promote(data)
+    assert outcome.promoted and outcome.reason == "no champion yet"
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("customer-health", "champion").version) == first.version
+
+    noisy = synthetic_dataset(accounts=800, months=12)
+    rng = np.random.default_rng(1)
+    noisy.frame["churned"] = noisy.frame["churned"].to_numpy()[rng.permutation(len(noisy.frame))]  # labels destroyed
+    _, worse = train_and_register(noisy)
+    outcome = registry.promote(data)
+    assert not outcome.promoted and "worse" in outcome.reason
+    assert list(outcome.comparison.index) == [f"challenger (v{worse.version})", f"champion (v{first.version})"]
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("customer-health", "champion").version) == first.version
+
+    forced = registry.promote(data, force=True)
+    assert forced.promoted and "--force" in forced.reason
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("customer-health", "champion").version) == worse.version
