@@ -1,0 +1,11 @@
+"""A synthetic B2B SaaS customer base with known churn probabilities and drivers.
+
+`generate_demo` writes CRM, product-analytics, helpdesk and billing exports plus the ground truth
+they were drawn from, so every claim of the product (accuracy, calibration, drivers) can be
+checked against the truth. The generating model is documented in docs/DEMO_DATA.md.
+"""
+
+from healthscore.demo.churn_model import DRIVER_FAMILIES
+from healthscore.demo.generator import DemoSummary, generate_demo
+
+__all__ = ["DRIVER_FAMILIES", "DemoSummary", "generate_demo"]
