@@ -18,12 +18,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install
 	$(BIN)/healthscore generate --out $(DEMO_DIR)
 	$(BIN)/healthscore build-dataset --config $(DEMO_DIR)/healthscore.yaml --out $(DEMO_DIR)/dataset.parquet
+	$(BIN)/healthscore train --config $(DEMO_DIR)/healthscore.yaml --dataset $(DEMO_DIR)/dataset.parquet
+	$(BIN)/healthscore promote --dataset $(DEMO_DIR)/dataset.parquet
+	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db"
 
 test: install
 	$(BIN)/pytest -q
 
 benchmark: install
-	$(BIN)/python benchmarks/bench_dataset.py
+	$(BIN)/python benchmarks/bench_dataset.py --accounts 50000 --months 24
+	$(BIN)/python benchmarks/bench_training.py
 
 clean:
 	rm -rf $(VENV) data

@@ -22,16 +22,17 @@ def tables() -> dict[str, pd.DataFrame]:
         "csm_owner": ["Kim", "Lee", "Kim", "Lee"],
     })
     subscriptions = pd.DataFrame({
-        "subscription_id": ["S1", "S2", "S3", "S4", "S5"],
-        "account_id": ["A1", "A2", "A2", "A3", "A4"],
-        "plan": ["starter", "enterprise", "enterprise", "starter", "growth"],
-        "seats": [10, 100, 80, 5, 20],
-        "mrr": [300.0, 9000.0, 7200.0, 150.0, 1500.0],
-        "term": ["monthly", "annual", "annual", "monthly", "annual"],
-        "start_date": [D(2023, 1, 10), D(2023, 6, 1), D(2024, 6, 1), D(2024, 2, 15), D(2023, 3, 1)],
-        "renewal_date": [D(2023, 2, 10), D(2024, 6, 1), D(2025, 6, 1), D(2024, 3, 15), D(2024, 3, 1)],
-        # A1 churns 2024-05-20; A2 contracts at its June renewal and stays; A3 churns 2024-09-10.
-        "end_date": [D(2024, 5, 20), None, None, D(2024, 9, 10), None],
+        "subscription_id": ["S1", "S2", "S3", "S4", "S5", "S6"],
+        "account_id": ["A1", "A2", "A2", "A3", "A4", "A4"],
+        "plan": ["starter", "enterprise", "enterprise", "starter", "growth", "growth"],
+        "seats": [10, 100, 80, 5, 20, 20],
+        "mrr": [300.0, 9000.0, 7200.0, 150.0, 1500.0, 1500.0],
+        "term": ["monthly", "annual", "annual", "monthly", "annual", "annual"],
+        "start_date": [D(2023, 1, 10), D(2023, 6, 1), D(2024, 6, 1), D(2024, 2, 15), D(2023, 3, 1), D(2024, 3, 1)],
+        "renewal_date": [D(2023, 2, 10), D(2024, 6, 1), D(2025, 6, 1), D(2024, 3, 15), D(2024, 3, 1), D(2025, 3, 1)],
+        # A1 churns 2024-05-20; A2 contracts at its June renewal and stays; A3 churns 2024-09-10;
+        # A4 renews in March and cancels on 2024-05-10: only its latest row carries the end date.
+        "end_date": [D(2024, 5, 20), None, None, D(2024, 9, 10), None, D(2024, 5, 10)],
     })
     users = pd.DataFrame({
         "user_id": ["U1", "U2", "U3", "U4", "U5", "U6"],

@@ -67,6 +67,10 @@ def test_labels_and_active_accounts(tiny):
     assert pd.isna(frame.loc[("A1", D(2024, 4, 1)), "churned"])  # horizon runs past the data end
     assert ("A1", D(2024, 6, 1)) not in frame.index  # churned before
     assert ("A3", D(2024, 2, 1)) not in frame.index  # not yet a customer
+    # A4's first contract row stays open in the export; its renewal row ends on May 10
+    assert frame.loc[("A4", D(2024, 2, 1)), "churned"] == False  # noqa: E712
+    assert frame.loc[("A4", D(2024, 3, 1)), "churned"] == True  # noqa: E712
+    assert ("A4", D(2024, 6, 1)) not in frame.index
     labelled = tiny.labelled
     assert set(labelled.as_of) == {D(2024, 2, 1), D(2024, 3, 1)}
     assert not labelled.churned.isna().any()
@@ -226,7 +230,7 @@ def test_strict_mode_turns_bad_rows_into_an_error(tmp_path):
         (lambda f, d: f["events"].drop(columns="event_type").to_parquet(d / "events.parquet"),
          r"events .*: required column 'event_type' not found; columns are \['account_id', 'user_id', 'event_date', 'quantity'\]"),
         (lambda f, d: f["subscriptions"].assign(mrr="n/a").to_parquet(d / "subscriptions.parquet"),
-         r"subscriptions: column 'mrr' \('mrr'\) has no value of the right type:\n  subscriptions\.mrr: not a number: 5 row\(s\), first: row 1 \('n/a'\)"),
+         r"subscriptions: column 'mrr' \('mrr'\) has no value of the right type:\n  subscriptions\.mrr: not a number: 6 row\(s\), first: row 1 \('n/a'\)"),
     ],
     ids=["missing-file", "unreadable", "empty", "missing-column", "wrong-type-column"],
 )

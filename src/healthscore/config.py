@@ -55,7 +55,7 @@ class SourceConfig(_Strict):
 
 
 class ChurnConfig(_Strict):
-    """Churn = every subscription row of the account has ended (it was not renewed)."""
+    """Churn = the account's latest contract row has ended: it was not renewed."""
 
     definition: Literal["subscription_ended"] = "subscription_ended"
     horizon_days: int = Field(90, gt=0, le=730)

@@ -117,7 +117,8 @@ def read_dataset(path: str | Path) -> Dataset:
 def _observations_sql(config: Config, data_end: dt.date) -> str:
     """Every account active at each as_of, with its label.
 
-    Churn = every subscription row of the account has ended; the churn date is the latest end.
+    Churn = the account's latest contract row (by start date) has ended: earlier rows are
+    superseded by later ones (renewals, seat changes), whether or not the export closes them.
     Active at as_of = first subscription started before as_of and not churned before it.
     churned = the churn date falls in [as_of, as_of + horizon); NULL when that horizon runs past
     the data end: a "not churned" there only means "not yet", and keeping just the churns seen
@@ -127,10 +128,13 @@ def _observations_sql(config: Config, data_end: dt.date) -> str:
     dates = ", ".join(f"(DATE '{d.isoformat()}')" for d in config.schedule.dates())
     return f"""
     CREATE TABLE observations AS
-    WITH acc AS (
-        SELECT account_id, min(start_date) AS first_start,
-               CASE WHEN count(end_date) = count(*) THEN max(end_date) END AS churn_date
-        FROM src_subscriptions GROUP BY account_id
+    WITH latest AS (  -- on a tie of start dates an open row wins: not churned
+        SELECT account_id, end_date AS churn_date FROM src_subscriptions
+        QUALIFY row_number() OVER (PARTITION BY account_id ORDER BY start_date DESC, end_date DESC NULLS FIRST) = 1
+    ),
+    acc AS (
+        SELECT account_id, min(start_date) AS first_start, any_value(churn_date) AS churn_date
+        FROM src_subscriptions JOIN latest USING (account_id) GROUP BY account_id
     )
     SELECT acc.account_id, d.as_of,
            CASE WHEN d.as_of + {horizon} > DATE '{data_end.isoformat()}' THEN NULL
@@ -151,7 +155,10 @@ def build_dataset(config: Config, progress: Progress | None = None, threads: int
     if threads:
         con.execute(f"SET threads = {threads}")
     con.execute("SET preserve_insertion_order = false")
-    con.execute("SET enable_progress_bar = false")  # progress is ours to show
+    try:
+        con.execute("SET enable_progress_bar = false")  # progress is ours to show
+    except duckdb.InvalidInputException:
+        pass  # in Jupyter DuckDB will not touch the setting without ipywidgets, and prints no bar
 
     start = time.perf_counter()
     say("reading and checking the raw tables")
