@@ -82,3 +82,48 @@ def test_promotion_moves_champion_only_to_a_model_that_is_not_worse(store):
     forced = registry.promote(data, force=True)
     assert forced.promoted and "--force" in forced.reason
     assert str(mlflow.MlflowClient().get_model_version_by_alias("customer-health", "champion").version) == worse.version
+
+
+def test_registered_model_is_served_over_rest_with_reasons(store):
+    """`mlflow models serve` on localhost answers scoring requests with the `score` columns."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    folder, train_and_register = store
+    data = synthetic_dataset(accounts=800, months=12)
+    train_and_register(data)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {"MLFLOW_TRACKING_URI": registry.tracking_uri(),
+                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/customer-health@challenger",
+                               "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
+                              cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the model server did not start: {server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}")
+            time.sleep(0.5)
+        rows = data.frame[["account_id"] + data.spec.feature_codes].head(4)
+        body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=30).read())["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert [a["account_id"] for a in answer] == list(rows["account_id"])
+    expected = mlflow.pyfunc.load_model("models:/customer-health@challenger").predict(rows)
+    np.testing.assert_allclose([a["health_score"] for a in answer], expected["health_score"])
+    assert {"reason_1_code", "reason_1_text", "strength_1_text", "contributions", "tier", "tier_color", "model_run_id"} <= set(answer[0])

@@ -61,6 +61,7 @@ class Metric(BaseModel):
     inputs: list[str] = Field(default_factory=list)
     good_direction: Literal["higher", "lower", "none"] = "none"
     family: str
+    missing_text: str = ""  # what a missing value means, for reason texts ("no NPS response on record")
     feature: bool = True  # False: a helper column, not given to the model
 
     @model_validator(mode="after")

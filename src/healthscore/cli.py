@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from healthscore.config import ConfigError, load_config
+from healthscore.history_cli import changes_cmd, explain_cmd
 from healthscore.sources import DataError
 
 app = typer.Typer(help="Calibrated, explainable customer health scores.", no_args_is_help=True, add_completion=False)
@@ -187,7 +188,7 @@ def train(
     _print_frame(result.split_summary, "Time-ordered slices")
     shown = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift"] + [
         c for c in result.comparison.columns if c.startswith(("churn_rate_", "accounts_"))]
-    _print_frame(result.comparison[shown], "Test slice: model vs baselines")
+    _print_frame(result.comparison[shown].T, "Test slice: model vs baselines")
     _print_frame(result.scorecard.set_index("label")[["family", "good_direction", "weight_pct"]].head(12),
                  "Learned weights (share of mean |SHAP|, %)", "{:.1f}")
     with tempfile.TemporaryDirectory() as tmp, console.status("logging to MLflow"):
@@ -227,11 +228,85 @@ def promote(
         outcome = run_promotion(data, name, force)
     except ValueError as exc:
         _fail(exc)
-    _print_frame(outcome.comparison[["roc_auc", "pr_auc", "brier", "ece", "top_decile_lift"]], "Latest labelled slice")
+    _print_frame(outcome.comparison[["roc_auc", "pr_auc", "brier", "ece", "top_decile_lift"]].T, "Latest labelled slice")
     verdict = "[green]promoted[/]" if outcome.promoted else "[yellow]not promoted[/]"
     console.print(f"{verdict}: version {outcome.challenger_version} ({outcome.reason}); "
                   f"champion is now version {outcome.challenger_version if outcome.promoted else outcome.champion_version}")
 
+
+@app.command()
+def score(
+    out: Annotated[Path, typer.Option(help="Scores file to write (.parquet or .csv).")],
+    config: ConfigOpt = None,
+    as_of: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"], help="Observation date (with --config).")] = None,
+    model: Annotated[str, typer.Option(help="models:/name@alias, models:/name/version, or a folder under models/.")] = "models:/customer-health@champion",
+    table: TableOpt = None,
+    id_column: IdOpt = None,
+    history: Annotated[Path, typer.Option(help="Score history database (DuckDB).")] = Path("scores.duckdb"),
+    chunk_size: Annotated[int, typer.Option(help="Accounts scored per chunk: memory follows the chunk.")] = 50_000,
+    max_rejected: Annotated[float, typer.Option(help="Fail when more than this share of rows cannot be scored.")] = 0.01,
+) -> None:
+    """Score every account: calibrated health score, tier, reason codes; recorded in the history."""
+    from healthscore.scoring.batch import TooManyRejected
+    from healthscore.scoring.drift import ACT, WATCH
+    from healthscore.scoring.job import score_accounts
+
+    if (config is None) == (table is None) or (config is not None and as_of is None):
+        _fail(ValueError("give --config with --as-of, or --table with --id-column"))
+    try:
+        cfg = load_config(config) if config else None
+        frame = None
+        if table is not None:
+            from healthscore.snapshot import build_snapshot_dataset
+
+            frame = build_snapshot_dataset(table, id_column or "account_id").frame
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    tasks[step] = bar.add_task(step, total=total)
+                bar.update(tasks[step], completed=done, total=total)
+
+            run = score_accounts(out, model, cfg, as_of.date() if as_of else None, frame, history, chunk_size, max_rejected, progress)
+    except TooManyRejected as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=1)
+    except (ConfigError, DataError, ValueError) as exc:
+        _fail(exc)
+    _print_score_summary(run, out, history, WATCH, ACT)
+
+
+def _print_score_summary(run, out: Path, history: Path, watch: float, act: float) -> None:
+    from healthscore.scoring.batch import read_scores
+
+    meta = run.metadata
+    model = meta["model"]
+    console.print(f"Scored {meta['scored_rows']:,} of {meta['input_rows']:,} accounts at {meta['as_of'] or 'snapshot'} with "
+                  f"{model['name']} v{model['version']} in {meta['seconds']:.1f}s -> {out} (history: {history})")
+    if run.rejected_path:
+        console.print(f"[yellow]{meta['rejected_rows']:,} rows rejected[/] -> {run.rejected_path}")
+    tiers = Table(title="Accounts per tier")
+    for col in ("tier", "accounts", "share"):
+        tiers.add_column(col, justify="right" if col != "tier" else "left")
+    colors = {"healthy": "green", "at_risk": "yellow", "unhealthy": "red"}
+    for tier, n in meta["tiers"].items():
+        tiers.add_row(f"[{colors[tier]}]{tier}[/]", f"{n:,}", f"{n / max(meta['scored_rows'], 1):.0%}")
+    console.print(tiers)
+    riskiest = read_scores(out, ["account_id", "health_score", "tier", "reason_1_text"]).nsmallest(5, "health_score")
+    risky = Table(title="Five riskiest accounts")
+    for col in ("account", "score", "tier", "top reason"):
+        risky.add_column(col)
+    for row in riskiest.itertuples():
+        risky.add_row(row.account_id, f"{row.health_score:.0f}", row.tier, str(row.reason_1_text))
+    console.print(risky)
+    drift = meta.get("drift") or {}
+    console.print(f"Drift: score PSI {drift.get('score_psi', float('nan')):.3f}; "
+                  f"metrics to act on (PSI > {act}): {drift.get('act') or 'none'}; to watch (> {watch}): {drift.get('watch') or 'none'}")
+
+
+app.command("changes")(changes_cmd)
+app.command("explain")(explain_cmd)
 
 if __name__ == "__main__":
     app()

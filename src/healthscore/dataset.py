@@ -40,6 +40,7 @@ class FeatureSpec(BaseModel):
     good_direction: Literal["higher", "lower", "none"] = "none"
     family: str = "other"
     description: str = ""
+    missing_text: str = ""
 
     @classmethod
     def from_metric(cls, m: Metric) -> FeatureSpec:
@@ -114,7 +115,7 @@ def read_dataset(path: str | Path) -> Dataset:
     return Dataset(table.to_pandas(), DatasetSpec.model_validate(json.loads(raw)))
 
 
-def _observations_sql(config: Config, data_end: dt.date) -> str:
+def _observations_sql(config: Config, data_end: dt.date, as_of_dates: list[dt.date]) -> str:
     """Every account active at each as_of, with its label.
 
     Churn = the account's latest contract row (by start date) has ended: earlier rows are
@@ -125,7 +126,7 @@ def _observations_sql(config: Config, data_end: dt.date) -> str:
     would bias the labels.
     """
     horizon = config.churn.horizon_days
-    dates = ", ".join(f"(DATE '{d.isoformat()}')" for d in config.schedule.dates())
+    dates = ", ".join(f"(DATE '{d.isoformat()}')" for d in as_of_dates)
     return f"""
     CREATE TABLE observations AS
     WITH latest AS (  -- on a tie of start dates an open row wins: not churned
@@ -140,15 +141,17 @@ def _observations_sql(config: Config, data_end: dt.date) -> str:
            CASE WHEN d.as_of + {horizon} > DATE '{data_end.isoformat()}' THEN NULL
                 ELSE coalesce(churn_date < d.as_of + {horizon}, false) END AS churned
     FROM acc, (VALUES {dates}) d(as_of)
-    WHERE acc.first_start < d.as_of AND (churn_date IS NULL OR churn_date >= d.as_of)
-      AND d.as_of <= DATE '{data_end.isoformat()}'"""
+    WHERE acc.first_start < d.as_of AND (churn_date IS NULL OR churn_date >= d.as_of)"""
 
 
 Progress = Callable[[str], None]
 
 
-def build_dataset(config: Config, progress: Progress | None = None, threads: int | None = None) -> Dataset:
-    """Build the point-in-time dataset for every account and as_of of the config's schedule."""
+def build_dataset(
+    config: Config, progress: Progress | None = None, threads: int | None = None, as_of_dates: list[dt.date] | None = None
+) -> Dataset:
+    """Build the point-in-time dataset for every account and as_of of the config's schedule
+    (or of `as_of_dates`: scoring builds one date with the very same code as training)."""
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     con = duckdb.connect()
@@ -167,7 +170,11 @@ def build_dataset(config: Config, progress: Progress | None = None, threads: int
 
     catalogue, notes = config.catalogue().available(sources.columns)
     metrics = expand(catalogue)
-    con.execute(_observations_sql(config, sources.data_end))
+    dates = as_of_dates or config.schedule.dates()
+    late = [d for d in dates if d > sources.data_end]
+    if late:
+        raise ValueError(f"as_of {late[0]} is after the end of the data ({sources.data_end}): no account can be observed then")
+    con.execute(_observations_sql(config, sources.data_end, dates))
     if any(m.aggregation == "new_user_activation" for m in metrics):
         days = {m.activation_days for m in metrics if m.aggregation == "new_user_activation"}
         if len(days) > 1:

@@ -6,6 +6,8 @@ MLflow runs this file when the model is loaded; `load_context` reads the saved H
 
 from __future__ import annotations
 
+import datetime as dt
+
 import mlflow
 import pandas as pd
 
@@ -15,13 +17,21 @@ ARTIFACT = "health_model"
 
 
 class HealthScorePyfunc(mlflow.pyfunc.PythonModel):
+    """Returns the columns of `healthscore score`, reasons included. The registry version is
+    assigned after logging, so served rows carry the model's run id and an empty version."""
+
     def load_context(self, context) -> None:
+        from healthscore.scoring.batch import ModelRef
+
         self.model = HealthModel.load(context.artifacts[ARTIFACT])
+        meta = self.model.metadata_
+        self.ref = ModelRef(meta.get("model_name", ""), "", meta.get("run_id", ""))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        keys = [c for c in ("account_id", "as_of") if c in model_input]
-        scores = self.model.score(model_input)
-        return pd.concat([model_input[keys].reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
+        from healthscore.scoring.batch import score_rows
+
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        return score_rows(self.model, self.ref, model_input.reset_index(drop=True), None, now)
 
 
 mlflow.models.set_model(HealthScorePyfunc())

@@ -9,7 +9,7 @@ The model is documented term by term in docs/DEMO_DATA.md; keep the two in step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -75,6 +75,8 @@ class Latent:
     responsiveness: np.ndarray  # probability of responding to outreach
     terms: dict[str, np.ndarray]  # family -> log-odds term of the month's hazard
     hazard: np.ndarray  # monthly churn probability (0 where churn is impossible)
+    traits: Traits  # the account constants of the dynamics
+    carried: dict[str, np.ndarray]  # float64 state at each month end: usage, pay, sentiment, respond, budget
 
 
 def _ramp(x: np.ndarray, full: float, none: float) -> np.ndarray:
@@ -84,6 +86,102 @@ def _ramp(x: np.ndarray, full: float, none: float) -> np.ndarray:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass(frozen=True)
+class Traits:
+    """Per-account constants of the latent model (indexable, so continuations can replicate rows)."""
+
+    annual: np.ndarray  # bool
+    new: np.ndarray  # bool: created inside the simulated window (starts small, keeps onboarding)
+    mu_usage: np.ndarray
+    onboarding: np.ndarray
+    share_base: np.ndarray
+    target: np.ndarray
+    mu_sentiment: np.ndarray
+    mu_respond: np.ndarray
+    mu_pay: np.ndarray
+    frailty: np.ndarray
+    onb_factor: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Traits:
+        return Traits(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+
+@dataclass
+class State:
+    """The carried state at the end of a month (float64 where the dynamics are continuous)."""
+
+    champion: np.ndarray  # bool
+    severity: np.ndarray  # this month's incident severity (0 = none)
+    usage: np.ndarray
+    pay: np.ndarray  # payment-stress logit
+    sentiment: np.ndarray
+    respond: np.ndarray  # responsiveness logit
+    budget: np.ndarray  # hidden shocks
+    users: np.ndarray  # provisioned users at the start of the next month
+    seats: np.ndarray  # seats in force at the start of the next month
+
+
+@dataclass(frozen=True)
+class Month:
+    """What one month of the dynamics produced (beside the new State)."""
+
+    active_share: np.ndarray
+    users: np.ndarray  # at month start
+    seats: np.ndarray  # at month start
+    joins: np.ndarray
+    leaves: np.ndarray
+    seats_end: np.ndarray
+
+
+def _step(tr: Traits, s: State, alive: np.ndarray, tenure: np.ndarray, rng: np.random.Generator,
+          budget: bool = True) -> tuple[State, Month]:
+    """One month of the latent dynamics for every row. The order of the random draws is fixed (the
+    realised path and the continuations of the ground truth share this code). With budget=False
+    the hidden shocks are not drawn (the ground truth integrates them exactly)."""
+    n = len(alive)
+    sev_before = s.severity
+    # Champion leaves (more often after last month's incident) and is sometimes replaced.
+    champion_leaves = rng.random(n) < 0.022 + 0.03 * (sev_before > 0)
+    ch = np.where(alive, np.where(s.champion, ~champion_leaves, rng.random(n) < 0.08), s.champion)
+    sev = np.where(rng.random(n) < OUTAGE_RATE, 0.5 + rng.exponential(1.0, n), 0.0) * alive
+    u_target = tr.mu_usage - 1.6 * ~ch - 0.3 * sev
+    u = np.where(alive, 0.7 * s.usage + 0.3 * u_target + rng.normal(0, 0.12, n), s.usage)
+    a = _sigmoid(tr.share_base + 1.8 * u)
+    pl = np.where(alive, 0.85 * s.pay + 0.15 * tr.mu_pay + rng.normal(0, 0.3, n)
+                  + 2.5 * (rng.random(n) < 0.015), s.pay)
+    se_target = tr.mu_sentiment + 0.9 * u - 1.3 * sev - 0.6 * ~ch
+    se = np.where(alive, 0.75 * s.sentiment + 0.25 * se_target + rng.normal(0, 0.3, n), s.sentiment)
+    rl = np.where(alive, 0.6 * s.respond + 0.4 * (tr.mu_respond + 1.0 * u + 0.8 * ch) + rng.normal(0, 0.25, n),
+                  s.respond)
+    bu = np.where(alive, 0.6 * s.budget + 2.6 * (rng.random(n) < 0.006), s.budget) if budget else s.budget
+
+    # Users: growth when usage is healthy, attrition when it decays; young accounts keep onboarding.
+    nu, st = s.users, s.seats
+    young = (tenure < 3) & tr.new
+    join = rng.poisson(nu * (0.016 + 0.025 * np.clip(u, 0, 1)) + young * 0.25 * tr.target)
+    leavers = rng.binomial(nu, 0.012 + 0.05 * _sigmoid(-3.0 * (u + 0.8)))
+    after = nu + join - leavers
+    # Seats: expand when users outgrow them; contract towards real use (monthly: any month;
+    # annual: only at renewal), removing surplus users.
+    renewal = (tenure > 0) & (tenure % 12 == 0)
+    util = a * after * tr.onb_factor / np.maximum(st, 1)
+    # Fading accounts right-size first: contraction is a lead signal of churn.
+    cut_p = np.where(tr.annual, 0.3, 0.01) + 0.6 * _sigmoid(-6.0 * (u + 0.8))
+    may_cut = (rng.random(n) < cut_p) & np.where(tr.annual, renewal, tenure > 0)
+    cut = may_cut & (util < 0.6)
+    cut_to = np.maximum(1, np.ceil(a * after * tr.onb_factor * 1.2)).astype(np.int64)
+    new_st = np.where(cut, np.minimum(st, cut_to), st)
+    forced = np.maximum(after - new_st, 0) * cut
+    after = after - forced
+    upsell = (u > 0.3) & (rng.random(n) < 0.01)
+    grow_to = np.ceil(after * rng.uniform(1.05, 1.3, n)).astype(np.int64)
+    grow = ((after > new_st) | upsell) & (tenure > 0) & ~cut
+    new_st = np.where(grow, np.maximum(new_st, grow_to), new_st)
+    seats_end = np.where(alive, new_st, st)
+    month = Month(a, nu, st, np.where(alive, join, 0), np.where(alive, leavers + forced, 0), seats_end)
+    return State(ch, sev, u, pl, se, rl, bu, np.where(alive, after, nu), seats_end), month
 
 
 def simulate(base: Base, months: int, rng: np.random.Generator) -> Latent:
@@ -107,6 +205,8 @@ def simulate(base: Base, months: int, rng: np.random.Generator) -> Latent:
     onb_factor = onboarding + 0.6 * (1 - onboarding)  # non-onboarded users are active less
 
     new = created >= -BURN_IN  # created inside the simulated window: starts small with a champion
+    traits = Traits(base.annual, new, mu_usage, onboarding, share_base, target, mu_sentiment, mu_respond,
+                    mu_pay, frailty, onb_factor)
     init_users = np.where(new, np.maximum(1, np.ceil(0.5 * target)), target).astype(np.int64)
     init_seats = np.round(target * overprov).astype(np.int64)
 
@@ -120,81 +220,46 @@ def simulate(base: Base, months: int, rng: np.random.Generator) -> Latent:
     seats = np.zeros(shape, np.int32)
     seats_end = np.zeros(shape, np.int32)
     outage = np.zeros(shape, np.float32)
-    late_logit = np.zeros(shape, np.float32)
-    sentiment = np.zeros(shape, np.float32)
-    respond_logit = np.zeros(shape, np.float32)
-    budget = np.zeros(shape, np.float32)
+    # The continuous state at full precision, for the continuations of the ground truth.
+    carried = {name: np.zeros(shape) for name in ("usage", "pay", "sentiment", "respond", "budget")}
 
     ch = np.where(new, True, rng.random(n) < 0.8)
-    u = mu_usage - 1.0 * ~ch
-    nu, st = init_users.copy(), init_seats.copy()
-    pl, se, rl, bu, sev = mu_pay.copy(), mu_sentiment.copy(), mu_respond.copy(), np.zeros(n), np.zeros(n)
+    state = State(ch, np.zeros(n), mu_usage - 1.0 * ~ch, mu_pay.copy(), mu_sentiment.copy(), mu_respond.copy(),
+                  np.zeros(n), init_users.copy(), init_seats.copy())
     for j in range(width):
-        alive = exists[:, j]
-        # Champion leaves (more often after last month's incident) and is sometimes replaced.
-        champion_leaves = rng.random(n) < 0.022 + 0.03 * (sev > 0)
-        ch = np.where(alive, np.where(ch, ~champion_leaves, rng.random(n) < 0.08), ch)
-        sev = np.where(rng.random(n) < OUTAGE_RATE, 0.5 + rng.exponential(1.0, n), 0.0) * alive
-        u_target = mu_usage - 1.6 * ~ch - 0.3 * sev
-        u = np.where(alive, 0.7 * u + 0.3 * u_target + rng.normal(0, 0.12, n), u)
-        a = _sigmoid(share_base + 1.8 * u)
-        pl = np.where(alive, 0.85 * pl + 0.15 * mu_pay + rng.normal(0, 0.3, n)
-                      + 2.5 * (rng.random(n) < 0.015), pl)
-        se_target = mu_sentiment + 0.9 * u - 1.3 * sev - 0.6 * ~ch
-        se = np.where(alive, 0.75 * se + 0.25 * se_target + rng.normal(0, 0.3, n), se)
-        rl = np.where(alive, 0.6 * rl + 0.4 * (mu_respond + 1.0 * u + 0.8 * ch) + rng.normal(0, 0.25, n), rl)
-        bu = np.where(alive, 0.6 * bu + 2.6 * (rng.random(n) < 0.006), bu)
+        state, month = _step(traits, state, exists[:, j], tenure[:, j], rng)
+        champion[:, j] = state.champion
+        usage[:, j] = state.usage
+        share[:, j] = month.active_share
+        users[:, j] = month.users
+        seats[:, j] = month.seats
+        joins[:, j] = month.joins
+        leaves[:, j] = month.leaves
+        seats_end[:, j] = month.seats_end
+        outage[:, j] = state.severity
+        for name, values in carried.items():
+            values[:, j] = getattr(state, name)
 
-        # Users: growth when usage is healthy, attrition when it decays; young accounts keep onboarding.
-        young = (tenure[:, j] < 3) & new
-        join = rng.poisson(nu * (0.016 + 0.025 * np.clip(u, 0, 1)) + young * 0.25 * target)
-        leavers = rng.binomial(nu, 0.012 + 0.05 * _sigmoid(-3.0 * (u + 0.8)))
-        after = nu + join - leavers
-        # Seats: expand when users outgrow them; contract towards real use (monthly: any month;
-        # annual: only at renewal), removing surplus users.
-        renewal = (tenure[:, j] > 0) & (tenure[:, j] % 12 == 0)
-        util = a * after * onb_factor / np.maximum(st, 1)
-        # Fading accounts right-size first: contraction is a lead signal of churn.
-        cut_p = np.where(base.annual, 0.3, 0.01) + 0.6 * _sigmoid(-6.0 * (u + 0.8))
-        may_cut = (rng.random(n) < cut_p) & np.where(base.annual, renewal, tenure[:, j] > 0)
-        cut = may_cut & (util < 0.6)
-        cut_to = np.maximum(1, np.ceil(a * after * onb_factor * 1.2)).astype(np.int64)
-        new_st = np.where(cut, np.minimum(st, cut_to), st)
-        forced = np.maximum(after - new_st, 0) * cut
-        after = after - forced
-        upsell = (u > 0.3) & (rng.random(n) < 0.01)
-        grow_to = np.ceil(after * rng.uniform(1.05, 1.3, n)).astype(np.int64)
-        grow = ((after > new_st) | upsell) & (tenure[:, j] > 0) & ~cut
-        new_st = np.where(grow, np.maximum(new_st, grow_to), new_st)
-
-        champion[:, j] = ch
-        usage[:, j] = u
-        share[:, j] = a
-        users[:, j] = nu
-        seats[:, j] = st
-        joins[:, j] = np.where(alive, join, 0)
-        leaves[:, j] = np.where(alive, leavers + forced, 0)
-        seats_end[:, j] = np.where(alive, new_st, st)
-        outage[:, j] = sev
-        late_logit[:, j] = pl
-        sentiment[:, j] = se
-        respond_logit[:, j] = rl
-        budget[:, j] = bu
-        nu = np.where(alive, after, nu)
-        st = seats_end[:, j]
-
-    utilisation = share * users * onb_factor[:, None] / np.maximum(seats, 1)  # expected active / seats
-    escalation_rate = (0.008 * np.sqrt(users) + 1.5 * outage).astype(np.float32)
-    late_pay = _sigmoid(late_logit).astype(np.float32)
-    responsiveness = _sigmoid(respond_logit).astype(np.float32)
-    hidden = frailty[:, None] + budget  # never written anywhere: budget cuts, acquisitions, ...
+    sentiment = carried["sentiment"].astype(np.float32)
+    late_pay = _sigmoid(carried["pay"].astype(np.float32)).astype(np.float32)
+    responsiveness = _sigmoid(carried["respond"].astype(np.float32)).astype(np.float32)
+    utilisation, escalation_rate = _derived(share, users, seats, outage, onb_factor)
+    hidden = frailty[:, None] + carried["budget"].astype(np.float32)  # never written anywhere
     terms = _family_terms(base, tenure, usage, utilisation, onboarding, escalation_rate, late_pay,
                           sentiment, responsiveness)
     logit = INTERCEPT + hidden + sum(terms.values())
     # Churn needs a month of tenure: an account cannot leave in the month it signed.
     hazard = np.where(tenure > 0, _sigmoid(logit), 0.0).astype(np.float32)
     return Latent(months, onboarding.astype(np.float32), champion, usage, share, users, joins, leaves,
-                  seats, seats_end, outage, escalation_rate, late_pay, sentiment, responsiveness, terms, hazard)
+                  seats, seats_end, outage, escalation_rate, late_pay, sentiment, responsiveness, terms, hazard,
+                  traits, carried)
+
+
+def _derived(share, users, seats, outage, onb_factor) -> tuple[np.ndarray, np.ndarray]:
+    """Expected utilisation (active / seats) and the escalation rate, from the monthly state."""
+    utilisation = share * users * onb_factor[:, None] / np.maximum(seats, 1)
+    escalation_rate = (0.008 * np.sqrt(users) + 1.5 * outage).astype(np.float32)
+    return utilisation, escalation_rate
 
 
 def _lag(x: np.ndarray, k: int) -> np.ndarray:
@@ -257,27 +322,100 @@ class GroundTruth:
     contributions: np.ndarray  # (rows, len(DRIVER_FAMILIES)) centred log-odds
 
 
-def ground_truth(latent: Latent, base: Base, churn_month: np.ndarray) -> GroundTruth:
+CONTINUATIONS = 64  # simulated continuations of the two months after each as_of
+CHUNK_ROWS = 1 << 18  # replicated rows per continuation batch (bounds the memory)
+BUDGET_SHOCK = 0.006  # monthly chance of a hidden shock (budget cut, acquisition), size 2.6
+
+
+def ground_truth(latent: Latent, base: Base, churn_month: np.ndarray, rng: np.random.Generator,
+                 continuations: int = CONTINUATIONS) -> GroundTruth:
     """p_churn_90d and the family contributions for every active (account, as_of).
 
-    Active at as_of = created before it and not churned before it. The contribution of a family
-    is its log-odds term averaged over the three window months, weighted by the probability that
-    churn happens in that month, then centred on its mean over all rows.
+    Active at as_of = created before it and not churned before it. The truth conditions on the
+    whole latent state up to as_of (the months before it, hidden frailty and shocks included) and
+    integrates over everything after it: the two months of dynamics that follow as_of are
+    simulated `continuations` times from the state at as_of (a stream of their own, so the
+    realised tables never depend on it), and the hidden shocks of the three window months are
+    summed over exactly. With h_0..h_2 the hazards of the window months,
+
+        p = E[1 - (1 - h_0)(1 - h_1)(1 - h_2) | state up to as_of].
+
+    The contribution of a family is the expectation of its log-odds term in the month of churn,
+    given churn inside the window: E[sum_k w_k T_k] / p with w_k = P(churn in window month k),
+    centred on its mean over all rows.
     """
     m = latent.months
-    h = latent.hazard[:, BURN_IN:BURN_IN + m + AFTER].astype(np.float64)
-    s = 1.0 - h
-    w = np.stack([h[:, :m], s[:, :m] * h[:, 1:m + 1], s[:, :m] * s[:, 1:m + 1] * h[:, 2:m + 2]])
-    p = w.sum(axis=0)
-
     months = np.arange(m)
     active = (base.created_month[:, None] < months) & ((churn_month[:, None] < 0) | (churn_month[:, None] >= months))
-    acc, mon = np.nonzero(active)
-    wa = w[:, acc, mon] / p[acc, mon]
-    contributions = np.empty((len(acc), len(DRIVER_FAMILIES)), np.float64)
-    for i, family in enumerate(DRIVER_FAMILIES):
-        t = latent.terms[family][:, BURN_IN:BURN_IN + m + AFTER]
-        window = np.stack([t[acc, mon], t[acc, mon + 1], t[acc, mon + 2]])
-        contributions[:, i] = (wa * window).sum(axis=0)
+    acc, mon = np.nonzero(active.T)  # (as_of, account) order
+    acc, mon = mon.astype(np.int64), acc.astype(np.int64)
+    p = np.empty(len(acc))
+    contributions = np.empty((len(acc), len(DRIVER_FAMILIES)))
+    k = continuations
+    per_chunk = max(1, CHUNK_ROWS // k)
+    for month in range(m):
+        rows = np.flatnonzero(mon == month)
+        for lo in range(0, len(rows), per_chunk):
+            part = rows[lo:lo + per_chunk]
+            p[part], contributions[part] = _window_expectation(latent, base, acc[part], month, k, rng)
     contributions -= contributions.mean(axis=0)
-    return GroundTruth(acc.astype(np.int32), mon.astype(np.int32), p[acc, mon], contributions)
+    order = np.lexsort((mon, acc))
+    return GroundTruth(acc[order].astype(np.int32), mon[order].astype(np.int32), p[order], contributions[order])
+
+
+def _window_expectation(latent: Latent, base: Base, acc: np.ndarray, month: int, k: int,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """p_churn_90d and the uncentred contributions of accounts `acc`, all active at `month`."""
+    j = month + BURN_IN
+    rows = np.repeat(acc, k)
+    n = len(rows)
+    traits = latent.traits.take(rows)
+    tenure = month - base.created_month[rows].astype(np.int64)
+    carried = latent.carried
+    state = State(latent.champion[rows, j - 1], latent.outage[rows, j - 1].astype(np.float64),
+                  carried["usage"][rows, j - 1], carried["pay"][rows, j - 1], carried["sentiment"][rows, j - 1],
+                  carried["respond"][rows, j - 1], carried["budget"][rows, j - 1],
+                  latent.users[rows, j].astype(np.int64), latent.seats[rows, j].astype(np.int64))
+    alive = np.ones(n, bool)
+    s1, m1 = _step(traits, state, alive, tenure, rng, budget=False)
+    s2, m2 = _step(traits, s1, alive, tenure + 1, rng, budget=False)
+
+    # Columns j-4 .. j+2: four realised months, the two simulated ones, and a placeholder for the
+    # third window month (its terms read only the months before it).
+    def cols(realised, first, second):
+        first = np.asarray(first, realised.dtype)
+        second = np.asarray(second, realised.dtype)
+        return np.column_stack([realised[rows, j - 4:j], first, second, second])
+
+    f32 = np.float32
+    usage = cols(latent.usage, s1.usage, s2.usage)
+    share = cols(latent.active_share, m1.active_share, m2.active_share)
+    users = cols(latent.users, m1.users, m2.users)
+    seats = cols(latent.seats, m1.seats, m2.seats)
+    outage = cols(latent.outage, s1.severity, s2.severity)
+    sentiment = cols(latent.sentiment, s1.sentiment, s2.sentiment)
+    pay = np.column_stack([carried["pay"][rows, j - 4:j], s1.pay, s2.pay, s2.pay]).astype(f32)
+    respond = np.column_stack([carried["respond"][rows, j - 4:j], s1.respond, s2.respond, s2.respond]).astype(f32)
+    utilisation, escalation_rate = _derived(share, users, seats, outage, traits.onb_factor)
+    sub = Base(base.segment[rows], base.plan[rows], base.annual[rows], base.created_month[rows])
+    window_tenure = tenure[:, None] + np.arange(-4, 3)
+    terms = _family_terms(sub, window_tenure, usage, utilisation, traits.onboarding,
+                          escalation_rate, _sigmoid(pay).astype(f32), sentiment, _sigmoid(respond).astype(f32))
+    window = np.stack([terms[f][:, 4:].astype(np.float64) for f in DRIVER_FAMILIES])  # (family, n, 3)
+    eta = INTERCEPT + traits.frailty[:, None] + window.sum(axis=0)
+
+    # Hidden shocks of the three window months, summed over their 8 combinations exactly.
+    shock = (np.arange(8)[:, None] >> np.arange(3)) & 1  # (combination, month)
+    weight = np.prod(np.where(shock == 1, BUDGET_SHOCK, 1 - BUDGET_SHOCK), axis=1)
+    b = np.empty((n, 8, 3))
+    prev = carried["budget"][rows, j - 1][:, None]
+    for t in range(3):
+        prev = 0.6 * prev + 2.6 * shock[None, :, t]
+        b[:, :, t] = prev
+    h = _sigmoid(eta[:, None, :] + b.astype(f32).astype(np.float64))
+    survive = np.cumprod(1 - h, axis=2)
+    w = h * np.concatenate([np.ones((n, 8, 1)), survive[:, :, :2]], axis=2)  # P(churn in month t)
+    w = np.einsum("ncm,c->nm", w, weight)  # expectation over the hidden shocks
+    p = w.sum(axis=1).reshape(-1, k).mean(axis=1)
+    contrib = np.einsum("nm,fnm->nf", w, window).reshape(-1, k, len(DRIVER_FAMILIES)).mean(axis=1)
+    return p, contrib / p[:, None]

@@ -173,7 +173,7 @@ class _World:
         return lo, hi
 
 
-STREAMS = ("accounts", "latent", "churn", "users", "crm", "usage", "tickets", "invoices", "engagements")
+STREAMS = ("accounts", "latent", "churn", "users", "crm", "usage", "tickets", "invoices", "engagements", "truth")
 
 
 def generate_demo(out_dir: str | Path, accounts: int = 2000, months: int = 24,
@@ -208,7 +208,7 @@ def generate_demo(out_dir: str | Path, accounts: int = 2000, months: int = 24,
 
     rows = {}
     rows["events"], surveys = _write_events(out / "events.parquet", world, rng["usage"], report)
-    truth = cm.ground_truth(latent, acc.base, churn_month)
+    truth = cm.ground_truth(latent, acc.base, churn_month, rng["truth"])
     tables = {
         "accounts": lambda: _accounts_table(world, rng["crm"]),
         "subscriptions": lambda: _subscriptions_table(world),

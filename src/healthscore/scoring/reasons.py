@@ -1,0 +1,135 @@
+"""Why a score is what it is: exact TreeSHAP contributions turned into health-score points.
+
+LightGBM's TreeSHAP contributions add up to the model's log-odds. The health score is a
+monotone (calibrated) function of the log-odds, so each contribution is scaled by the secant
+slope of the score between the baseline (the model's expected log-odds) and the account's
+log-odds: baseline score + sum of points = health score, exactly, and the slope is finite for
+every account because the calibration map is monotone and bounded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from healthscore.dataset import FeatureSpec
+from healthscore.model.estimator import HealthModel
+
+REASONS = 3  # reason_1..3 pull the score down most; strength_1..3 hold it up most
+_FLAT = 1e-6  # below this log-odds distance the secant becomes the tangent
+
+
+def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-metric health points (columns = feature codes) and each row's baseline score."""
+    contrib = model.booster_.predict(model._matrix(X), pred_contrib=True)
+    phi, base = contrib[:, :-1], contrib[:, -1]
+    logit = contrib.sum(axis=1)
+
+    def score(z: np.ndarray) -> np.ndarray:
+        return 100.0 * (1.0 - model.calibrator_.transform(z))
+
+    baseline, final = score(base), score(logit)
+    gap = logit - base
+    flat = np.abs(gap) < _FLAT
+    tangent = (score(base + _FLAT) - score(base - _FLAT)) / (2 * _FLAT)
+    slope = np.where(flat, tangent, (final - baseline) / np.where(flat, 1.0, gap))
+    return pd.DataFrame(phi * slope[:, None], columns=[f.code for f in model.features], index=X.index), baseline
+
+
+def code_for(feature: FeatureSpec, value, reference: dict) -> str:
+    """Stable machine-readable reason code: the metric and where the account's value sits."""
+    stem = feature.code.upper()
+    if _missing(value):
+        return f"{stem}_MISSING"
+    if feature.kind == "categorical":
+        return f"{stem}_{''.join(ch if ch.isalnum() else '_' for ch in str(value).upper())}"
+    quantiles = reference.get("quantiles") or [value]
+    return f"{stem}_{'LOW' if value < np.median(quantiles) else 'HIGH'}"
+
+
+def format_value(feature: FeatureSpec, value) -> str:
+    if feature.kind == "categorical":
+        return str(value)
+    fmt = feature.format
+    if fmt == "percent":
+        return f"{value:.0%}"
+    if fmt == "currency":
+        return f"${value:,.0f}"
+    if fmt == "days":
+        return f"{value:,.0f} day{'' if round(value) == 1 else 's'}"
+    if fmt == "hours":
+        return f"{value:,.1f} h"
+    if fmt in ("integer", "score"):
+        return f"{value:,.0f}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def rank_phrase(value: float, reference: dict) -> str:
+    """'lower than 88% of accounts' / 'higher than 70% of accounts', against the training base.
+
+    Shares are strict, so a value many accounts share (0 tickets) is not 'lower than 100%'."""
+    quantiles = reference.get("quantiles")
+    if not quantiles:
+        return ""
+    q = np.asarray(quantiles)
+    below = np.searchsorted(q, value, side="left") / len(q)
+    above = 1 - np.searchsorted(q, value, side="right") / len(q)
+    if above >= below:
+        return f"lower than {above:.0%} of accounts"
+    return f"higher than {below:.0%} of accounts"
+
+
+def text_for(feature: FeatureSpec, value, reference: dict, pts: float) -> str:
+    """Plain language: 'Licence utilisation 34% (lower than 88% of accounts): -7 points'."""
+    push = f"{pts:+.0f} point{'' if round(abs(pts)) == 1 else 's'}" if abs(pts) >= 0.5 else f"{pts:+.1f} points"
+    if _missing(value):
+        return f"{feature.label}: {feature.missing_text or 'none on record'}: {push}"
+    if feature.kind == "categorical":
+        return f"{feature.label}: {value}: {push}"
+    rank = rank_phrase(value, reference)
+    return f"{feature.label} {format_value(feature, value)}" + (f" ({rank})" if rank else "") + f": {push}"
+
+
+def _plain(value):
+    """A JSON-ready metric value: None for missing, float for numbers, text for categories."""
+    if _missing(value):
+        return None
+    return value if isinstance(value, str) else round(float(value), 6)
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
+    """Reason and strength columns, the baseline and every metric's points as JSON, per row."""
+    pts, baseline = points(model, X)
+    features = model.features
+    refs = [model.reference_["features"][f.code] for f in features]
+    values = X[[f.code for f in features]].to_numpy(dtype=object)
+    matrix = pts.to_numpy()
+    order = np.argsort(matrix, axis=1, kind="stable")  # most negative first
+    out: dict[str, list] = {}
+    for side, picks in (("reason", order[:, :REASONS]), ("strength", order[:, ::-1][:, :REASONS])):
+        for k in range(REASONS):
+            codes, texts, amounts = [], [], []
+            for row, j in enumerate(picks[:, k]):
+                p = matrix[row, j]
+                # a metric that pushes the wrong way for this side is not a reason of that side
+                if (p < 0) if side == "reason" else (p > 0):
+                    f, v = features[j], values[row, j]
+                    codes.append(code_for(f, v, refs[j]))
+                    texts.append(text_for(f, v, refs[j], p))
+                    amounts.append(float(p))
+                else:
+                    codes.append(None)
+                    texts.append(None)
+                    amounts.append(np.nan)
+            out[f"{side}_{k + 1}_code"], out[f"{side}_{k + 1}_text"], out[f"{side}_{k + 1}_points"] = codes, texts, amounts
+    codes = [f.code for f in features]
+    out["baseline_score"] = baseline.tolist()
+    out["contributions"] = [json.dumps(dict(zip(codes, np.round(r, 3).tolist()))) for r in matrix]
+    out["metric_values"] = [json.dumps(dict(zip(codes, map(_plain, r)))) for r in values]
+    return pd.DataFrame(out, index=X.index)

@@ -1,0 +1,133 @@
+"""Batch scoring: exact reason points, plain-language reasons, rejections, chunks, atomic output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from healthscore.model.settings import ModelParams, SplitConfig, TrainingConfig
+from healthscore.model.training import train
+from healthscore.scoring import batch
+from healthscore.scoring.batch import ModelRef, TooManyRejected, rejected_path_for, score_frame
+from healthscore.scoring.drift import ACT, drift_report
+from healthscore.scoring.reasons import explain, rank_phrase, text_for
+from healthscore.dataset import FeatureSpec
+from synthetic import synthetic_dataset
+
+REF = ModelRef("customer-health", "7", "run123")
+AS_OF = dt.date(2024, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = synthetic_dataset(accounts=1000, months=12)
+    data.frame.loc[data.frame.index[::37], "usage"] = np.nan  # missing values are legal input
+    config = TrainingConfig(params=ModelParams(learning_rate=0.1, max_rounds=200, early_stopping_rounds=20),
+                            split=SplitConfig(test_dates=2, valid_dates=2))
+    return train(data, config), data
+
+
+def test_baseline_plus_points_is_the_health_score_for_every_account(trained):
+    result, data = trained
+    X = data.frame
+    reasons, scores = explain(result.model, X), result.model.score(X)
+    total = reasons["baseline_score"] + reasons["contributions"].map(lambda c: sum(json.loads(c).values()))
+    assert (total - scores["health_score"]).abs().max() < 0.05
+    # the baseline is one number: the score of the model's expected value
+    assert reasons["baseline_score"].nunique() == 1
+    # reasons pull down (negative points, most negative first), strengths hold up
+    assert (reasons["reason_1_points"].dropna() < 0).all() and (reasons["strength_1_points"].dropna() > 0).all()
+    assert (reasons["reason_1_points"] <= reasons["reason_2_points"]).where(reasons["reason_2_points"].notna(), True).all()
+
+
+def test_reason_codes_and_texts_speak_plainly(trained):
+    result, data = trained
+    reasons = explain(result.model, data.frame)
+    codes = set(reasons["reason_1_code"].dropna()) | set(reasons["reason_2_code"].dropna())
+    assert codes <= {"USAGE_LOW", "USAGE_HIGH", "USAGE_MISSING", "TICKETS_LOW", "TICKETS_HIGH",
+                     "PLAN_STARTER", "PLAN_PRO", "PLAN_ENTERPRISE"}
+    heavy = reasons[reasons["reason_1_code"] == "TICKETS_HIGH"]["reason_1_text"].iloc[0]
+    assert heavy.startswith("Support tickets (90d) ") and "(higher than " in heavy and heavy.endswith(" points")
+    plan = reasons[reasons["reason_1_code"] == "PLAN_STARTER"]["reason_1_text"].iloc[0]
+    assert plan.startswith("Plan: starter: -")
+    texts = pd.concat([reasons[f"{side}_{k}_{part}"] for side in ("reason", "strength") for k in (1, 2, 3)
+                       for part in ("text",)])
+    codes_all = pd.concat([reasons[f"{side}_{k}_code"] for side in ("reason", "strength") for k in (1, 2, 3)])
+    missing = texts[codes_all.to_numpy() == "USAGE_MISSING"]
+    assert len(missing) and missing.str.startswith("Active days (30d): none on record: ").all()
+
+
+def test_rank_phrases_and_missing_text():
+    ref = {"quantiles": [0.0] * 40 + list(np.linspace(0.1, 1.0, 61))}
+    assert rank_phrase(0.0, ref) == "lower than 60% of accounts"  # 40% share the value 0
+    assert rank_phrase(0.55, ref) == "higher than 69% of accounts"  # (40 zeros + 30 below) / 101
+    nps = FeatureSpec(code="nps_latest", label="Latest NPS answer", format="integer", missing_text="no NPS response on record")
+    assert text_for(nps, np.nan, {}, -3.2) == "Latest NPS answer: no NPS response on record: -3 points"
+    util = FeatureSpec(code="licence_utilisation_30d", label="Licence utilisation", format="percent")
+    assert text_for(util, 0.34, {"quantiles": list(np.linspace(0.2, 0.9, 101))}, -7.0) == \
+        "Licence utilisation 34% (lower than 79% of accounts): -7 points"  # 80 of 101 quantiles above
+
+
+def test_every_input_row_is_scored_or_rejected(trained, tmp_path):
+    result, data = trained
+    frame = data.frame[data.frame.as_of == data.frame.as_of.max()].copy().reset_index(drop=True)
+    frame["usage"] = frame["usage"].astype(object)
+    frame.loc[3, "account_id"] = None
+    frame.loc[5, "account_id"] = frame.loc[6, "account_id"]
+    frame.loc[9, "usage"] = "lots"
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(TooManyRejected, match=r"4 of 1000 rows \(0.4%\) could not be scored"):
+        score_frame(result.model, REF, frame, out, AS_OF, max_rejected_share=0.001)
+    run = score_frame(result.model, REF, frame, out, AS_OF)
+    scored, rejected = pd.read_parquet(out), pd.read_parquet(rejected_path_for(out))
+    assert len(scored) + len(rejected) == len(frame)
+    assert dict(zip(rejected["row"], rejected["reason"])) == {
+        4: "missing account id", 6: "duplicate account id", 7: "duplicate account id", 10: "not a finite number"}
+    assert rejected.loc[rejected.row == 10, "column"].item() == "usage" and rejected.loc[rejected.row == 10, "value"].item() == "lots"
+    meta = json.loads(out.with_name("scores.meta.json").read_text())
+    assert meta["input_rows"] == 1000 and meta["scored_rows"] == 996 and meta["rejected_rows"] == 4
+    assert sum(meta["tiers"].values()) == 996 and run.metadata["model"]["version"] == "7"
+    assert set(scored["model_version"]) == {"7"} and set(scored["as_of"]) == {AS_OF}
+
+
+def test_chunked_output_equals_one_chunk_and_csv_works(trained, tmp_path):
+    result, data = trained
+    frame = data.frame.drop_duplicates("account_id")
+    score_frame(result.model, REF, frame, tmp_path / "one.parquet", AS_OF, chunk_size=10_000)
+    score_frame(result.model, REF, frame, tmp_path / "many.csv", AS_OF, chunk_size=97)
+    one, many = pd.read_parquet(tmp_path / "one.parquet"), pd.read_csv(tmp_path / "many.csv")
+    assert len(many) == len(one) == len(frame)
+    np.testing.assert_allclose(many["health_score"], one["health_score"])
+    assert list(many["reason_1_code"].fillna("")) == list(one["reason_1_code"].fillna(""))
+
+
+def test_an_interrupted_run_leaves_no_partial_output(trained, tmp_path, monkeypatch):
+    result, data = trained
+    frame = data.frame.drop_duplicates("account_id")
+    out = tmp_path / "scores.parquet"
+    real, calls = batch.score_rows, []
+
+    def crash_on_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "score_rows", crash_on_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        score_frame(result.model, REF, frame, out, AS_OF, chunk_size=100)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_drift_flags_a_shifted_base(trained):
+    result, data = trained
+    X = result.test
+    same = drift_report(result.model, X, result.model.predict_proba(X)[:, 1])
+    assert same["act"] == [] and same["score_psi"] < 0.1
+    shifted = X.assign(usage=X["usage"] * 0.2)
+    moved = drift_report(result.model, shifted, result.model.predict_proba(shifted)[:, 1])
+    assert moved["metrics"]["usage"] > ACT and "usage" in moved["act"] and moved["score_psi"] > ACT
