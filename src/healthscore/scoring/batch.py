@@ -89,8 +89,8 @@ def rejections(model: HealthModel, frame: pd.DataFrame) -> pd.DataFrame:
 
 def score_rows(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.date | None, scored_at: str) -> pd.DataFrame:
     """The output contract for one chunk (see README, 'Scores')."""
-    scores = model.score(rows)
     reasons = explain(model, rows)
+    scores = model.score(rows, log_odds=reasons.pop("log_odds").to_numpy())
     out = pd.DataFrame({"account_id": rows["account_id"].astype(str).to_numpy()}, index=rows.index)
     out["as_of"] = as_of if as_of is not None else (rows["as_of"] if "as_of" in rows else None)
     out = pd.concat([out, scores[["churn_probability", "health_score", "health_percentile", "tier", "tier_color"]], reasons], axis=1)

@@ -9,8 +9,6 @@ every account because the calibration map is monotone and bounded.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
@@ -21,8 +19,9 @@ REASONS = 3  # reason_1..3 pull the score down most; strength_1..3 hold it up mo
 _FLAT = 1e-6  # below this log-odds distance the secant becomes the tangent
 
 
-def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-metric health points (columns = feature codes) and each row's baseline score."""
+def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Per-metric health points (columns = feature codes), each row's baseline score, and its
+    log-odds (the contributions' sum)."""
     contrib = model.booster_.predict(model._matrix(X), pred_contrib=True)
     phi, base = contrib[:, :-1], contrib[:, -1]
     logit = contrib.sum(axis=1)
@@ -35,7 +34,7 @@ def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
     flat = np.abs(gap) < _FLAT
     tangent = (score(base + _FLAT) - score(base - _FLAT)) / (2 * _FLAT)
     slope = np.where(flat, tangent, (final - baseline) / np.where(flat, 1.0, gap))
-    return pd.DataFrame(phi * slope[:, None], columns=[f.code for f in model.features], index=X.index), baseline
+    return pd.DataFrame(phi * slope[:, None], columns=[f.code for f in model.features], index=X.index), baseline, logit
 
 
 def code_for(feature: FeatureSpec, value, reference: dict) -> str:
@@ -45,8 +44,9 @@ def code_for(feature: FeatureSpec, value, reference: dict) -> str:
         return f"{stem}_MISSING"
     if feature.kind == "categorical":
         return f"{stem}_{''.join(ch if ch.isalnum() else '_' for ch in str(value).upper())}"
-    quantiles = reference.get("quantiles") or [value]
-    return f"{stem}_{'LOW' if value < np.median(quantiles) else 'HIGH'}"
+    quantiles = reference.get("quantiles")
+    median = quantiles[len(quantiles) // 2] if quantiles else value
+    return f"{stem}_{'LOW' if value < median else 'HIGH'}"
 
 
 def format_value(feature: FeatureSpec, value) -> str:
@@ -92,20 +92,14 @@ def text_for(feature: FeatureSpec, value, reference: dict, pts: float) -> str:
     return f"{feature.label} {format_value(feature, value)}" + (f" ({rank})" if rank else "") + f": {push}"
 
 
-def _plain(value):
-    """A JSON-ready metric value: None for missing, float for numbers, text for categories."""
-    if _missing(value):
-        return None
-    return value if isinstance(value, str) else round(float(value), 6)
-
-
 def _missing(value) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
 def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
-    """Reason and strength columns, the baseline and every metric's points as JSON, per row."""
-    pts, baseline = points(model, X)
+    """Reason and strength columns, the baseline, every metric's points and value as JSON, and
+    the log-odds (for scoring without a second prediction), per row."""
+    pts, baseline, logit = points(model, X)
     features = model.features
     refs = [model.reference_["features"][f.code] for f in features]
     values = X[[f.code for f in features]].to_numpy(dtype=object)
@@ -130,6 +124,9 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
             out[f"{side}_{k + 1}_code"], out[f"{side}_{k + 1}_text"], out[f"{side}_{k + 1}_points"] = codes, texts, amounts
     codes = [f.code for f in features]
     out["baseline_score"] = baseline.tolist()
-    out["contributions"] = [json.dumps(dict(zip(codes, np.round(r, 3).tolist()))) for r in matrix]
-    out["metric_values"] = [json.dumps(dict(zip(codes, map(_plain, r)))) for r in values]
+    # pandas writes JSON in C: one object per row, NaN as null
+    out["contributions"] = pd.DataFrame(np.round(matrix, 3), columns=codes).to_json(orient="records", lines=True).splitlines()
+    plain = X[codes].astype({f.code: "float64" for f in features if f.kind == "numeric"}).round(6)
+    out["metric_values"] = plain.to_json(orient="records", lines=True).splitlines()
+    out["log_odds"] = logit
     return pd.DataFrame(out, index=X.index)
