@@ -20,6 +20,10 @@ demo: install
 	$(BIN)/healthscore build-dataset --config $(DEMO_DIR)/healthscore.yaml --out $(DEMO_DIR)/dataset.parquet
 	$(BIN)/healthscore train --config $(DEMO_DIR)/healthscore.yaml --dataset $(DEMO_DIR)/dataset.parquet
 	$(BIN)/healthscore promote --dataset $(DEMO_DIR)/dataset.parquet
+	$(BIN)/healthscore score --config $(DEMO_DIR)/healthscore.yaml --as-of 2025-12-01 --out $(DEMO_DIR)/scores-2025-12-01.parquet --history $(DEMO_DIR)/scores.duckdb
+	$(BIN)/healthscore score --config $(DEMO_DIR)/healthscore.yaml --as-of 2026-01-01 --out $(DEMO_DIR)/scores-2026-01-01.parquet --history $(DEMO_DIR)/scores.duckdb
+	$(BIN)/healthscore changes --from 2025-12-01 --to 2026-01-01 --db $(DEMO_DIR)/scores.duckdb --limit 10
+	@echo "Scores: $(DEMO_DIR)/scores-2026-01-01.parquet; history: $(DEMO_DIR)/scores.duckdb"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db"
 
 test: install
@@ -28,6 +32,7 @@ test: install
 benchmark: install
 	$(BIN)/python benchmarks/bench_dataset.py --accounts 50000 --months 24
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_scoring.py
 
 clean:
 	rm -rf $(VENV) data
