@@ -174,7 +174,7 @@ def train(
 
     from healthscore.model.artefacts import write_training_artefacts
     from healthscore.model.settings import TrainingConfig
-    from healthscore.model.training import ModelQualityError, train as fit
+    from healthscore.model.training import LOGISTIC, MODEL, ORACLE, SCORECARD, ModelQualityError, train as fit
     from healthscore.registry import log_training
 
     data, cfg = _load_dataset(config, dataset, table, id_column, label_column, as_of_column)
@@ -188,7 +188,8 @@ def train(
     _print_frame(result.split_summary, "Time-ordered slices")
     shown = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift"] + [
         c for c in result.comparison.columns if c.startswith(("churn_rate_", "accounts_"))]
-    _print_frame(result.comparison[shown].T, "Test slice: model vs baselines")
+    short = {MODEL: "model", LOGISTIC: "logistic", SCORECARD: "scorecard", ORACLE: "oracle"}
+    _print_frame(result.comparison[shown].rename(index=short).T, "Test slice: model vs baselines")
     _print_frame(result.scorecard.set_index("label")[["family", "good_direction", "weight_pct"]].head(12),
                  "Learned weights (share of mean |SHAP|, %)", "{:.1f}")
     with tempfile.TemporaryDirectory() as tmp, console.status("logging to MLflow"):
