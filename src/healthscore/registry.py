@@ -26,7 +26,7 @@ from healthscore import pyfunc_model
 from healthscore.dataset import Dataset
 from healthscore.io import atomic_path
 from healthscore.model.evaluation import comparison_table, evaluate
-from healthscore.model.training import TrainingResult
+from healthscore.model.training import MODEL, TrainingResult
 from healthscore.scoring.batch import ModelRef, score_rows
 
 EXPERIMENT = "healthscore"
@@ -99,7 +99,12 @@ def log_training(result: TrainingResult, dataset: Dataset, artefacts: Path, name
         numeric = [c for c in spec.feature_codes if c not in spec.categorical]
         example = example.astype({c: object for c in spec.categorical + [spec.id_column]} | {c: float for c in numeric})
         with tempfile.TemporaryDirectory() as tmp:
-            saved = result.model.save(Path(tmp) / "health_model", extra={"model_name": name, "run_id": run.info.run_id})
+            model_row = result.comparison.loc[MODEL]
+            saved = result.model.save(Path(tmp) / "health_model", extra={
+                "model_name": name, "run_id": run.info.run_id,
+                "trained_on": {s: [str(summary.loc[s, "first_as_of"]), str(summary.loc[s, "last_as_of"])] for s in summary.index},
+                "test_metrics": {k: float(model_row[k]) for k in ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")},
+            })
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=pyfunc_model.__file__,

@@ -25,6 +25,7 @@ from healthscore.scoring.reasons import explain
 
 DEFAULT_CHUNK = 50_000
 REJECTION_COLUMNS = ["row", "account_id", "column", "value", "reason"]
+ATTRIBUTES = ("account_name", "csm_owner")
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def score_rows(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.
     scores = model.score(rows, log_odds=reasons.pop("log_odds").to_numpy())
     out = pd.DataFrame({"account_id": rows["account_id"].astype(str).to_numpy()}, index=rows.index)
     out["as_of"] = as_of if as_of is not None else (rows["as_of"] if "as_of" in rows else None)
+    for attribute in ATTRIBUTES:  # who the account is and who owns it, for reports and CRM imports
+        out[attribute] = rows[attribute].astype("string") if attribute in rows else pd.NA
     out = pd.concat([out, scores[["churn_probability", "health_score", "health_percentile", "tier", "tier_color"]], reasons], axis=1)
     out["model_name"], out["model_version"], out["model_run_id"], out["scored_at"] = ref.name, ref.version, ref.run_id, scored_at
     return out
