@@ -19,20 +19,16 @@ CONFIG = TrainingConfig(params=ModelParams(learning_rate=0.1, max_rounds=200, ea
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A project folder with its own MLflow store; yields a function that trains and registers."""
-    folder = tmp_path_factory.mktemp("project")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+def store(project):
+    """The project folder and a function that trains and registers a model in its store."""
 
-        def train_and_register(dataset):
-            result = train(dataset, CONFIG)
-            artefacts = folder / f"artefacts-{len(list(folder.glob('artefacts-*')))}"
-            write_training_artefacts(result, artefacts)
-            return result, registry.log_training(result, dataset, artefacts)
+    def train_and_register(dataset):
+        result = train(dataset, CONFIG)
+        artefacts = project / f"artefacts-{len(list(project.glob('artefacts-*')))}"
+        write_training_artefacts(result, artefacts)
+        return result, registry.log_training(result, dataset, artefacts)
 
-        yield folder, train_and_register
+    return project, train_and_register
 
 
 def test_training_run_is_logged_registered_and_loadable(store):
