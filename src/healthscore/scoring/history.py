@@ -262,8 +262,7 @@ def changes(db_path: str | Path, from_date: str | dt.date, to_date: str | dt.dat
                         json.loads(r.points_from), json.loads(r.points_to), json.loads(r.values_from), json.loads(r.values_to))
         for r in moved.itertuples()
     ]
-    moved["explanation"] = ["; ".join(_change_text(c) for c in m[:EXPLAINED] if abs(c["change"]) >= 0.05)
-                            for m in metric_changes]
+    moved["explanation"] = [_explanation(m) for m in metric_changes]
     moved["metric_changes"] = [json.dumps(m) for m in metric_changes]
     return moved[CHANGE_COLUMNS].reset_index(drop=True)
 
@@ -284,6 +283,15 @@ def _metric_changes(features: dict[str, FeatureSpec], points_from: dict, points_
             "points_from": before, "points_to": after, "change": round(after - before, 3),
         })
     return sorted(found, key=lambda c: -abs(c["change"]))
+
+
+def _explanation(changes: list[dict]) -> str:
+    """The metrics that moved the score most. A metric whose value stayed the same is named only
+    when no metric changed value: its points moved with the others (the score's slope), it did
+    not move the score itself. After a model change, points move with unchanged values too."""
+    moved = [c for c in changes if abs(c["change"]) >= 0.05]
+    changed = [c for c in moved if c["value_from"] != c["value_to"]]
+    return "; ".join(_change_text(c) for c in (changed or moved)[:EXPLAINED])
 
 
 def _change_text(change: dict) -> str:
