@@ -23,10 +23,14 @@ demo: install
 	$(BIN)/healthscore score --config $(DEMO_DIR)/healthscore.yaml --as-of 2025-12-01 --out $(DEMO_DIR)/scores-2025-12-01.parquet --history $(DEMO_DIR)/scores.duckdb
 	$(BIN)/healthscore score --config $(DEMO_DIR)/healthscore.yaml --as-of 2026-01-01 --out $(DEMO_DIR)/scores-2026-01-01.parquet --history $(DEMO_DIR)/scores.duckdb
 	$(BIN)/healthscore changes --from 2025-12-01 --to 2026-01-01 --db $(DEMO_DIR)/scores.duckdb --limit 10
+	$(BIN)/healthscore report --scores $(DEMO_DIR)/scores-2026-01-01.parquet --history $(DEMO_DIR)/scores.duckdb --out $(DEMO_DIR)/report.html --csv $(DEMO_DIR)/accounts.csv
 	@echo "Scores: $(DEMO_DIR)/scores-2026-01-01.parquet; history: $(DEMO_DIR)/scores.duckdb"
+	@echo "Report: $(DEMO_DIR)/report.html (open it in a browser; it needs no network)"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db"
 
+# The report's browser tests drive Debian's Chromium; the script installs it once (needs root).
 test: install
+	bash scripts/install-browser.sh
 	$(BIN)/pytest -q
 
 benchmark: install

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from healthscore.config import ConfigError, load_config
 from healthscore.history_cli import changes_cmd, explain_cmd
+from healthscore.report_cli import report_cmd
 from healthscore.sources import DataError
 
 app = typer.Typer(help="Calibrated, explainable customer health scores.", no_args_is_help=True, add_completion=False)
@@ -308,6 +309,7 @@ def _print_score_summary(run, out: Path, history: Path, watch: float, act: float
 
 app.command("changes")(changes_cmd)
 app.command("explain")(explain_cmd)
+app.command("report")(report_cmd)
 
 if __name__ == "__main__":
     app()

@@ -178,7 +178,7 @@ def _date(value: str | dt.date) -> dt.date:
         raise ValueError(f"not a date: {value!r} (use YYYY-MM-DD)") from None
 
 
-def _open_history(db_path: str | Path) -> duckdb.DuckDBPyConnection:
+def open_history(db_path: str | Path) -> duckdb.DuckDBPyConnection:
     db_path = Path(db_path)
     if not db_path.exists():
         raise ValueError(f"no score history at {db_path}: record a scoring run first (healthscore score)")
@@ -235,7 +235,7 @@ def changes(db_path: str | Path, from_date: str | dt.date, to_date: str | dt.dat
     """Accounts scored at both dates whose tier changed or whose score moved by at least
     `min_points`, biggest drops first, each with the metrics that moved it."""
     start, end = _date(from_date), _date(to_date)
-    with _open_history(db_path) as con:
+    with open_history(db_path) as con:
         dates = _dates(con)
         for day in (start, end):
             if day not in dates:
@@ -301,7 +301,7 @@ def _change_text(change: dict) -> str:
 def account_history(db_path: str | Path, account_id: str, as_of: str | dt.date | None = None) -> dict:
     """One account's score at a date (its latest date by default) broken into every metric's
     points, and its score over time."""
-    with _open_history(db_path) as con:
+    with open_history(db_path) as con:
         dates = _dates(con, account_id)
         if not dates:
             raise ValueError(f"{db_path}: no scores recorded for account {account_id!r}")

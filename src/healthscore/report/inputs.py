@@ -1,0 +1,83 @@
+"""What a report is made from: one scoring run's file, the model that scored it, and the score
+history around it. Each is checked here so that a wrong input fails with its name, not deep
+inside the page building."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from healthscore.model.estimator import HealthModel
+from healthscore.scoring import history
+from healthscore.scoring.batch import ModelRef, load_model
+
+NUMERIC = [name for name, kind in history.SCORE_COLUMNS.items() if kind == "DOUBLE"]
+HISTORY_RUNS = 24  # score history points shown per account: two years of monthly runs
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """A scores file of one date. CSV is read as text first so that ids like 00123 and names like
+    'NA Systems' survive, then the numeric columns are converted."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such scores file")
+    if path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False).replace("", None)
+        for name in NUMERIC:
+            if name in frame:
+                frame[name] = pd.to_numeric(frame[name], errors="coerce")
+    elif path.suffix.lower() in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+    else:
+        raise ValueError(f"{path}: scores files are .parquet or .csv")
+    missing = [c for c in history.SCORE_COLUMNS if c not in frame]
+    if missing:
+        raise ValueError(f"{path}: not a scores file (made by `healthscore score`), missing columns {', '.join(missing)}")
+    if frame.empty:
+        raise ValueError(f"{path}: no scored accounts")
+    frame["account_id"] = frame["account_id"].astype(str)
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    dates = frame["as_of"].dropna().unique()
+    if len(dates) > 1:
+        raise ValueError(f"{path}: scores of {len(dates)} dates; a report shows one scoring run")
+    if frame["account_id"].duplicated().any():
+        raise ValueError(f"{path}: accounts appear more than once, e.g. {frame.loc[frame['account_id'].duplicated(), 'account_id'].iloc[0]}")
+    for attribute in ("account_name", "csm_owner"):
+        if attribute not in frame:
+            frame[attribute] = None
+    return frame.reset_index(drop=True)
+
+
+def resolve_model(scores: pd.DataFrame, ref: str | None = None) -> tuple[HealthModel, ModelRef]:
+    """The model named in the scores (its export under models/, else the registry), or `ref`.
+    Another model than the one that scored would show wrong percentiles and facts, so it fails."""
+    pairs = scores[["model_name", "model_version"]].drop_duplicates()
+    if len(pairs) != 1:
+        raise ValueError(f"the scores come from {len(pairs)} models; a report shows one model's run")
+    name, version = (str(v) for v in pairs.iloc[0])
+    if ref is None:
+        from healthscore.registry import EXPORT_ROOT
+
+        folder = EXPORT_ROOT / name / f"v{version}"
+        ref = str(folder) if folder.is_dir() else f"models:/{name}/{version}"
+    try:
+        model, found = load_model(ref)
+    except Exception as exc:  # a missing folder, registry or version: MLflow raises its own kinds
+        raise ValueError(f"cannot load the model {ref} that scored these accounts ({exc}); pass the right one with --model") from None
+    if found.version != "local" and (found.name, found.version) != (name, version):
+        raise ValueError(f"--model {ref} is {found.name} version {found.version}, but the scores were made by {name} version {version}")
+    return model, found
+
+
+def read_runs(db_path: str | Path, as_of: dt.date) -> pd.DataFrame:
+    """Every account's score at the last HISTORY_RUNS scoring dates up to `as_of`: one row per
+    account and date (the latest run of a date counts, as in `history.changes`)."""
+    with history.open_history(db_path) as con:
+        return con.execute("""
+            WITH dates AS (SELECT DISTINCT as_of FROM scores WHERE as_of <= ? ORDER BY as_of DESC LIMIT ?)
+            SELECT account_id, as_of, health_score, tier, TRY_CAST(metric_values ->> 'mrr' AS DOUBLE) AS mrr
+            FROM scores JOIN dates USING (as_of)
+            QUALIFY row_number() OVER (PARTITION BY account_id, as_of ORDER BY scored_at DESC, model_version DESC) = 1
+            ORDER BY as_of, account_id""", [as_of, HISTORY_RUNS]).df()

@@ -1,0 +1,41 @@
+"""`healthscore report`: the CSM-facing HTML report, and the account table as CSV for a CRM.
+
+A plain function that the main app registers, so the command lives beside its module rather
+than in one ever-growing cli.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+console = Console(stderr=True)
+
+
+def report_cmd(
+    scores: Annotated[Path, typer.Option("--scores", help="Scores file (Parquet/CSV) written by `healthscore score`.")],
+    out: Annotated[Path, typer.Option("--out", help="The report: one self-contained HTML file.")],
+    history: Annotated[Optional[Path], typer.Option(
+        "--history", help="Score history (DuckDB) for churn, retention, trends and movement since the previous run.")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="models:/name@alias, models:/name/N or an exported folder; default: the model named in the scores.")] = None,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the account table as CSV for a CRM import.")] = None,
+    playbooks: Annotated[Optional[Path], typer.Option(
+        "--playbooks", help="YAML of driver family -> next action; its entries replace the shipped ones.")] = None,
+) -> None:
+    """Portfolio, KPIs, movement and every account with its reasons and next actions, in one HTML page."""
+    from healthscore.report import build_report, save_report
+
+    try:
+        report = build_report(scores, history=history, model=model, playbooks=playbooks)
+        save_report(report, out, csv)
+    except ValueError as exc:
+        console.print(Text.assemble(("error:", "bold red"), f" {exc}"))
+        raise typer.Exit(code=2) from None
+    for note in report.notes:
+        console.print(Text.assemble(("note:", "yellow"), f" {note}"))
+    console.print(f"Report of {len(report.accounts):,} accounts: {out}" + (f"; CSV for the CRM: {csv}" if csv else ""))
