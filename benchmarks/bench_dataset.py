@@ -37,7 +37,7 @@ print(len(dataset.frame), dataset.frame["as_of"].nunique(), dataset.timings)
 """
 BASELINE = """
 import sys, duckdb
-print(duckdb.sql(f"SELECT count(*) FROM (SELECT account_id, count(*), sum(quantity) FROM read_parquet('{sys.argv[1]}/events.parquet') GROUP BY account_id)").fetchone())
+print(duckdb.sql(f"SELECT count(*) FROM (SELECT account_id, count(*), sum(quantity) FROM read_parquet('{sys.argv[1]}/events.parquet') GROUP BY account_id)").fetchall())
 """
 
 
