@@ -1,5 +1,6 @@
 """The demo base: reproducible bytes, exact schemas, referential integrity, time rules, and a
-ground truth that is consistent with the churn it generated and visible in the observables."""
+ground truth that is consistent with the churn it generated, knows nothing of the realised future
+and shows in the observables."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from healthscore.demo import DRIVER_FAMILIES, DemoSummary, generate_demo
+from healthscore.demo import churn_model as cm
+from healthscore.demo import generator as gen
 
 START = dt.date(2024, 1, 1)
 LARGE_END = dt.date(2026, 1, 1)
@@ -234,13 +238,75 @@ def test_oracle_auc_and_calibration(large):
     con = _db(large)
     df = con.execute(_labelled(LARGE_END)).df()
     auc = roc_auc_score(df.y, df.p_churn_90d)
-    assert 0.80 <= auc <= 0.92
-    # The truth is calibrated by construction: mean probability ~ realised rate.
-    assert abs(df.p_churn_90d.mean() - df.y.mean()) < 0.01
+    assert 0.80 <= auc <= 0.92  # where real churn models land: the truth cannot see the future
+    # The truth is calibrated by construction: mean probability ~ realised rate (90 days: 5-6 %).
+    assert abs(df.p_churn_90d.mean() - df.y.mean()) < 0.005
+    assert 0.05 <= df.y.mean() <= 0.065
+
+
+def _world(accounts: int = 400, months: int = 8, seed: int = 3):
+    """The generator's state and churn draws, without writing tables."""
+    seeds = np.random.SeedSequence(seed).spawn(len(gen.STREAMS))
+    rng = {name: np.random.Generator(np.random.PCG64(s)) for name, s in zip(gen.STREAMS, seeds)}
+    cal = gen._Calendar(START, -gen.MAX_AGE_MONTHS - 1, months + 13)
+    acc = gen._make_accounts(accounts, months, cal, rng["accounts"])
+    latent = cm.simulate(acc.base, months, cal.month_start(np.arange(-cm.BURN_IN, months + cm.AFTER)), rng["latent"])
+    return acc.base, latent, cm.draw_churn(latent, rng["churn"])
+
+
+def test_truth_does_not_know_the_realised_future():
+    """p_churn_90d at as_of is a function of the state before as_of: scrambling everything the
+    realised path did from as_of on leaves it unchanged (later as_of dates do change)."""
+    base, latent, churn = _world()
+    truth = cm.ground_truth(latent, base, churn, np.random.default_rng(1), continuations=16)
+    month = 4
+    j = month + cm.BURN_IN
+    scrambled = np.random.default_rng(2)
+    # What month `month` and later did (the hazard of month j itself reads only the months before).
+    for values in [getattr(latent, name) for name in ("usage", "engaged", "escalations", "late", "sentiment",
+                                                      "newcomers", "activated", "touches", "responses", "seats_end",
+                                                      "champion", "outage")] + list(latent.carried.values()):
+        values[:, j:] = scrambled.permutation(values[:, j:], axis=0)
+    for values in [latent.hazard, *latent.terms.values()]:
+        values[:, j + 1:] = scrambled.permutation(values[:, j + 1:], axis=0)
+    again = cm.ground_truth(latent, base, churn, np.random.default_rng(1), continuations=16)
+    known = truth.month <= month
+    np.testing.assert_array_equal(truth.p_churn_90d[known], again.p_churn_90d[known])
+    assert not np.array_equal(truth.p_churn_90d[truth.month > month], again.p_churn_90d[truth.month > month])
+
+
+def test_truth_integrates_over_the_window():
+    """The first window month's hazard is known at as_of, so p is at least it; the Monte Carlo over
+    the next two months is unbiased (few and many continuations agree on average)."""
+    base, latent, churn = _world()
+    few = cm.ground_truth(latent, base, churn, np.random.default_rng(1), continuations=16)
+    many = cm.ground_truth(latent, base, churn, np.random.default_rng(2), continuations=256)
+    np.testing.assert_array_equal(few.account, many.account)
+    np.testing.assert_array_equal(few.month, many.month)
+    assert abs(few.p_churn_90d.mean() / many.p_churn_90d.mean() - 1) < 0.02
+    assert np.median(np.abs(few.p_churn_90d / many.p_churn_90d - 1)) < 0.15
+    # Without a hidden shock in the first month, its hazard is h = sigmoid(eta without b_m) and
+    # p >= P(no shock) * h.
+    j = many.month + cm.BURN_IN
+    hidden = latent.traits.frailty[many.account] + cm.BUDGET_DECAY * latent.carried["budget"][many.account, j - 1]
+    eta = cm.INTERCEPT + hidden + sum(latent.terms[f][many.account, j] for f in DRIVER_FAMILIES)
+    assert np.all(many.p_churn_90d >= 0.9999 * (1 - cm.BUDGET_SHOCK) / (1 + np.exp(-eta)))
+    assert np.all(many.p_churn_90d < 1)
+
+
+def test_tables_do_not_depend_on_the_truths_monte_carlo(small, tmp_path, monkeypatch):
+    root, _ = small
+    truth = cm.ground_truth
+    monkeypatch.setattr(cm, "ground_truth", lambda *args, **kw: truth(*args, **{**kw, "continuations": 4}))
+    generate_demo(tmp_path / "few", accounts=300, months=12, start=START, seed=7)
+    first, few = _files(root), _files(tmp_path / "few")
+    assert {name for name in first if first[name] != few[name]} == {
+        "ground_truth/churn_probability.parquet", "ground_truth/drivers.parquet"}
 
 
 def test_risk_shows_in_observables(large):
-    """Top-decile true risk vs bottom decile: lower utilisation, more escalations, later payments."""
+    """Top-decile true risk vs bottom decile: lower utilisation, more escalations, later payments,
+    lower NPS, fewer answers to outreach, shorter sessions."""
     con = _db(large)
     by = {row[0]: row[1:] for row in con.execute("""
         WITH ranked AS (SELECT *, ntile(10) OVER (ORDER BY p_churn_90d) AS decile FROM churn_probability
@@ -256,11 +322,27 @@ def test_risk_shows_in_observables(large):
                 GROUP BY ALL),
         late AS (SELECT p.account_id, p.as_of, avg((coalesce(i.paid_at, p.as_of) > i.due_at)::INT) AS share
                  FROM pick p JOIN invoices i
-                 ON i.account_id = p.account_id AND i.issued_at >= p.as_of - 180 AND i.due_at < p.as_of GROUP BY ALL)
-        SELECT decile, avg(coalesce(active.n, 0) / seats.n), avg(coalesce(esc.n, 0)), avg(late.share)
+                 ON i.account_id = p.account_id AND i.issued_at >= p.as_of - 180 AND i.due_at < p.as_of GROUP BY ALL),
+        nps AS (SELECT p.account_id, p.as_of, avg(s.nps) AS v FROM pick p JOIN surveys s
+                ON s.account_id = p.account_id AND s.responded_at >= p.as_of - 365 AND s.responded_at < p.as_of
+                GROUP BY ALL),
+        outreach AS (SELECT p.account_id, p.as_of, avg(g.responded::INT) AS r FROM pick p JOIN engagements g
+                     ON g.account_id = p.account_id AND g.occurred_at >= p.as_of - 90 AND g.occurred_at < p.as_of
+                     GROUP BY ALL),
+        minutes AS (SELECT p.account_id, p.as_of, sum(e.quantity) FILTER (WHERE e.event_type = 'session_minutes')
+                    / sum(e.quantity) FILTER (WHERE e.event_type = 'login') AS m FROM pick p JOIN events e
+                    ON e.account_id = p.account_id AND e.event_date >= p.as_of - 30 AND e.event_date < p.as_of
+                    GROUP BY ALL)
+        SELECT decile, avg(coalesce(active.n, 0) / seats.n), avg(coalesce(esc.n, 0)), avg(late.share), avg(nps.v),
+            avg(outreach.r), avg(minutes.m)
         FROM pick JOIN seats USING (account_id, as_of) LEFT JOIN active USING (account_id, as_of)
-        LEFT JOIN esc USING (account_id, as_of) LEFT JOIN late USING (account_id, as_of) GROUP BY 1""").fetchall()}
-    utilisation, escalations, late = 0, 1, 2
+        LEFT JOIN esc USING (account_id, as_of) LEFT JOIN late USING (account_id, as_of)
+        LEFT JOIN nps USING (account_id, as_of) LEFT JOIN outreach USING (account_id, as_of)
+        LEFT JOIN minutes USING (account_id, as_of) GROUP BY 1""").fetchall()}
+    utilisation, escalations, late, nps, outreach, minutes = range(6)
     assert by[10][utilisation] < by[1][utilisation] - 0.1
-    assert by[10][escalations] > 2 * by[1][escalations]
-    assert by[10][late] > by[1][late]
+    assert by[10][escalations] > 1.5 * by[1][escalations]
+    assert by[10][late] > by[1][late] + 0.03
+    assert by[10][nps] < by[1][nps] - 0.5
+    assert by[10][outreach] < by[1][outreach] - 0.1
+    assert by[10][minutes] < 0.75 * by[1][minutes]

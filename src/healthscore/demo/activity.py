@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from healthscore.demo.churn_model import BURN_IN, Latent
+from healthscore.demo.churn_model import BURN_IN, NON_ONBOARDED_ACTIVITY, Latent
 
 EVENT_TYPES = (
     "login", "session_minutes", "dashboards", "reports", "exports", "integrations", "api",
@@ -28,7 +28,6 @@ SEGMENT_TILT[0, [3, 4, 7]] = (0.7, 0.5, 1.4)
 SEGMENT_TILT[2, [3, 4, 7]] = (1.5, 1.8, 0.7)
 NEVER = np.iinfo(np.int64).max  # day number of "not deactivated"
 ONBOARDING_DAYS = 30
-NON_ONBOARDED_ACTIVITY = 0.6  # relative chance that a user who never got going is engaged later
 ADOPTION_DAYS = 120  # a new feature reaches its full adoption this many days after release
 
 
@@ -41,6 +40,7 @@ class Users:
     deactivated: np.ndarray  # int64, NEVER while active
     onboarded: np.ndarray  # bool: active within 30 days of joining
     propensity: np.ndarray  # float32: chance of using the product on a weekday when engaged
+    since: np.ndarray  # int32: first month (relative to start) in which the user counts among those at month start
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,16 @@ class ProductUsage:
         lo = np.clip(u.created - first_day, 0, n_days)
         hi = np.clip(np.minimum(u.deactivated, first_day + n_days) - first_day, 0, n_days)
         ob = np.clip(u.created + ONBOARDING_DAYS - first_day, 0, n_days)
-        share = self.latent.active_share[u.account, j] * np.where(u.onboarded, 1.0, NON_ONBOARDED_ACTIVITY)
-        engaged = self.rng.random(len(share), dtype=np.float32) < share
+        weight = np.where(u.onboarded, 1.0, NON_ONBOARDED_ACTIVITY)
+        engaged = self.rng.random(len(weight), dtype=np.float32) < self.latent.active_share[u.account, j] * weight
+        # The users at month start: exactly the latent number of them is engaged (the number the
+        # hazard reads), picked with probability in proportion to their weight.
+        pool = np.flatnonzero((u.since <= g) & (u.deactivated >= first_day))
+        key = np.log(self.rng.random(len(pool))) / weight[pool]  # weighted sampling without replacement
+        pool = pool[np.lexsort((-key, u.account[pool]))]
+        acc = u.account[pool]
+        rank = np.arange(len(pool)) - np.searchsorted(acc, acc)
+        engaged[pool] = rank < self.latent.engaged[acc, j]
         day, user = self._user_days(j, first_day, n_days, lo, hi, ob, engaged)
         return MonthActivity(*self._events(j, first_day, day, user), *self._surveys(j, first_day, lo, hi, engaged))
 
@@ -101,7 +109,13 @@ class ProductUsage:
         d = np.arange(n_days)[:, None]
         eligible = (d >= lo[idx]) & (d < hi[idx]) & np.where(d < ob[idx], u.onboarded[idx], engaged[idx])
         draw = self.rng.random((n_days, len(idx)), dtype=np.float32)
-        day, col = np.nonzero(eligible & (draw < _day_factor(first_day + d[:, 0])[:, None] * p))
+        hit = eligible & (draw < _day_factor(first_day + d[:, 0])[:, None] * p)
+        # An engaged user uses the product at least once in the month: one random day if no other.
+        first = np.maximum(lo[idx], ob[idx])
+        quiet = np.flatnonzero(engaged[idx] & (hi[idx] > first) & ~hit.any(axis=0))
+        extra = first[quiet] + np.floor(self.rng.random(len(quiet)) * (hi[idx] - first)[quiet]).astype(np.int64)
+        hit[extra, quiet] = True
+        day, col = np.nonzero(hit)
         return day, idx[col]
 
     def _events(self, j, first_day, day, user):
@@ -129,7 +143,7 @@ class ProductUsage:
     def _surveys(self, j, first_day, lo, hi, engaged):
         """NPS: a few users answer each month (engaged ones more often), in line with sentiment."""
         rng = self.rng
-        answer = (hi > lo) & (rng.random(len(lo), dtype=np.float32) < np.where(engaged, 0.012, 0.003))
+        answer = (hi > lo) & (rng.random(len(lo), dtype=np.float32) < np.where(engaged, 0.03, 0.008))
         user = np.flatnonzero(answer)
         day = first_day + lo[user] + np.floor(rng.random(len(user)) * (hi - lo)[user]).astype(np.int64)
         nps = np.round(self.latent.sentiment[self.users.account[user], j] + rng.normal(0, 1.6, len(user)))

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from healthscore.demo import churn_model as cm
 from healthscore.demo.activity import EVENT_TYPES, FEATURES, NEVER, NEW_FEATURES, ProductUsage, Users
-from healthscore.demo.churn_model import BURN_IN, DRIVER_FAMILIES, PLANS, SEGMENTS
+from healthscore.demo.churn_model import BURN_IN, DRIVER_FAMILIES, INDUSTRIES, PAYMENT_TERMS, PLANS, SEGMENTS
 from healthscore.io import atomic_path
 
 Progress = Callable[[str, int, int], None]
@@ -30,9 +30,6 @@ SEGMENT_MIX = (0.6, 0.3, 0.1)
 PLAN_MIX = np.array([[0.7, 0.28, 0.02], [0.2, 0.6, 0.2], [0.0, 0.25, 0.75]])  # per segment
 ANNUAL_SHARE = np.array([0.2, 0.55, 0.9])  # per segment
 SEAT_PRICE = np.array([29.0, 59.0, 99.0])  # per plan, per seat and month
-PAYMENT_TERMS = np.array([14, 30, 45])  # days until due, per segment
-INDUSTRIES = ("Software", "Financial services", "Healthcare", "Retail", "Manufacturing", "Education",
-              "Media", "Professional services", "Logistics", "Non-profit")
 INDUSTRY_MIX = (0.22, 0.12, 0.1, 0.11, 0.1, 0.07, 0.07, 0.1, 0.07, 0.04)
 REGIONS = ("North America", "EMEA", "APAC", "LATAM")
 REGION_MIX = (0.45, 0.32, 0.15, 0.08)
@@ -67,9 +64,6 @@ ACCOUNTS_PER_CSM = np.array([150, 40, 12])  # per segment: tech-touch pools for 
 TOPICS = ("bug", "outage", "billing", "how-to", "feature-request")
 PRIORITIES = ("low", "normal", "high", "urgent")
 CHANNELS = ("email", "meeting", "training")
-CHANNEL_MIX = np.array([[0.85, 0.05, 0.1], [0.65, 0.2, 0.15], [0.5, 0.3, 0.2]])  # per segment
-CHANNEL_RESPONSE = np.array([0.7, 1.15, 0.9])  # relative to the account's responsiveness
-OUTREACH_PER_MONTH = np.array([0.5, 1.2, 2.5])  # per segment
 EVENT_ROW_GROUP = 1 << 20
 WRITE_OPTIONS = dict(compression="zstd", store_schema=False)  # plain string/date types on read
 
@@ -183,7 +177,8 @@ def generate_demo(out_dir: str | Path, accounts: int = 2000, months: int = 24,
 
     `accounts` counts every account in accounts.parquet: an installed base that existed before
     `start` plus new accounts that arrive during the period. `start` must be a month's first day.
-    `progress(step, done, total)` is called once per simulated month and once per table.
+    `progress(step, done, total)` is called once per simulated month (activity, then the ground
+    truth) and once per table.
     """
     if accounts < 1 or months < 1:
         raise ValueError("accounts and months must be at least 1")
@@ -198,7 +193,7 @@ def generate_demo(out_dir: str | Path, accounts: int = 2000, months: int = 24,
     report("simulating accounts", 0, 1)
     cal = _Calendar(start, -MAX_AGE_MONTHS - 1, months + 13)  # up to the renewal after the last row
     acc = _make_accounts(accounts, months, cal, rng["accounts"])
-    latent = cm.simulate(acc.base, months, rng["latent"])
+    latent = cm.simulate(acc.base, months, cal.month_start(np.arange(-BURN_IN, months + cm.AFTER)), rng["latent"])
     churn_month = cm.draw_churn(latent, rng["churn"])
     churn_day = np.where(churn_month >= 0, cal.day_of(np.maximum(churn_month, 0), acc.day), NEVER)
     users = _make_users(acc, latent, churn_month, churn_day, cal, months, rng["users"])
@@ -208,7 +203,8 @@ def generate_demo(out_dir: str | Path, accounts: int = 2000, months: int = 24,
 
     rows = {}
     rows["events"], surveys = _write_events(out / "events.parquet", world, rng["usage"], report)
-    truth = cm.ground_truth(latent, acc.base, churn_month, rng["truth"])
+    truth = cm.ground_truth(latent, acc.base, churn_month, rng["truth"],
+                            progress=lambda done, total: report("computing the ground truth", done, total))
     tables = {
         "accounts": lambda: _accounts_table(world, rng["crm"]),
         "subscriptions": lambda: _subscriptions_table(world),
@@ -243,7 +239,9 @@ def _make_accounts(n: int, months: int, cal: _Calendar, rng: np.random.Generator
     plan = _categorical(PLAN_MIX[segment], rng)
     annual = rng.random(n) < ANNUAL_SHARE[segment]
     discount = rng.uniform(0.75, 1.0, n) * np.where(annual, 0.85, 1.0)
-    base = cm.Base(segment=segment, plan=plan, annual=annual, created_month=month)
+    industry = rng.choice(len(INDUSTRIES), n, p=INDUSTRY_MIX).astype(np.int8)
+    base = cm.Base(segment=segment, plan=plan, annual=annual, created_month=month, industry=industry,
+                   day=day.astype(np.int64))
     return _Accounts(base, day.astype(np.int64), cal.day_of(month, day), discount)
 
 
@@ -264,6 +262,10 @@ def _make_users(acc: _Accounts, latent: cm.Latent, churn_month: np.ndarray, chur
     made[first_of_account] = lo[first_of_account]  # the admin who signed up
     created = [made]
     accounts_ = [account]
+    since = [np.maximum(created_month, first)[account]]  # first month counted among the users at month start
+    # The month a user joined in, if it is inside the simulated window (the latent model then says
+    # how many of that month's newcomers got going); NEVER for the installed base's first users.
+    cohort = [np.where(created_month >= first, created_month, NEVER)[account]]
     gone = np.full(len(account), NEVER, np.int64)
     for g in range(first, months):
         j = g + BURN_IN
@@ -289,14 +291,26 @@ def _make_users(acc: _Accounts, latent: cm.Latent, churn_month: np.ndarray, chur
         keep = day < churn_day[new_acc]
         created.append(day[keep])
         accounts_.append(new_acc[keep])
+        since.append(np.full(int(keep.sum()), g + 1, np.int32))
+        cohort.append(np.full(int(keep.sum()), g, np.int64))
         gone = np.concatenate([gone, np.full(int(keep.sum()), NEVER, np.int64)])
     account = np.concatenate(accounts_)
     created = np.concatenate(created)
+    since = np.concatenate(since).astype(np.int32)
     gone = np.minimum(gone, churn_day[account])
-    onboarded = rng.random(len(account)) < latent.onboarding[account]
+    cohort = np.concatenate(cohort)
+    # Onboarded: the installed base's first users with probability q; later newcomers exactly as
+    # many per account and month as the latent model says (in random order).
+    draw = rng.random(len(account))
+    onboarded = draw < latent.onboarding[account]
+    inside = np.flatnonzero(cohort != NEVER)
+    inside = inside[np.lexsort((draw[inside], cohort[inside], account[inside]))]
+    key = account[inside].astype(np.int64) * (months + BURN_IN + 1) + cohort[inside]
+    rank = np.arange(len(inside)) - np.searchsorted(key, key)
+    onboarded[inside] = rank < latent.activated[account[inside], cohort[inside] + BURN_IN]
     propensity = rng.beta(1.4, 3.6, len(account)).astype(np.float32)
     order = np.lexsort((np.arange(len(account)), account, created))
-    return Users(account[order], created[order], gone[order], onboarded[order], propensity[order])
+    return Users(account[order], created[order], gone[order], onboarded[order], propensity[order], since[order])
 
 
 def _uniform_day(lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -329,7 +343,7 @@ def _accounts_table(w: _World, rng: np.random.Generator) -> pa.Table:
         "account_id": w.account_ids,
         "name": pa.array(names.tolist(), pa.string()),
         "segment": _labels(SEGMENTS, seg),
-        "industry": _labels(INDUSTRIES, rng.choice(len(INDUSTRIES), n, p=INDUSTRY_MIX)),
+        "industry": _labels(INDUSTRIES, w.acc.base.industry),
         "region": _labels(REGIONS, rng.choice(len(REGIONS), n, p=REGION_MIX)),
         "created_at": _dates(w.acc.created),
         "csm_owner": pa.array(people[csm].tolist(), pa.string()),
@@ -440,8 +454,8 @@ def _tickets_table(w: _World, rng: np.random.Generator) -> pa.Table:
     latent = w.latent
     a_idx, g = w.active()
     j = g + BURN_IN
-    young = (g - w.acc.base.created_month[a_idx]) < 6
-    n_esc = rng.poisson(latent.escalation_rate[a_idx, j])
+    young = (g - w.acc.base.created_month[a_idx]) < 12  # the first year, while onboarding still weighs on the hazard
+    n_esc = latent.escalations[a_idx, j]  # the realised count that the hazard reads
     n_norm = rng.poisson(0.06 * latent.users[a_idx, j] ** 0.7 + 0.8 * latent.outage[a_idx, j]
                          + 0.4 * latent.late_pay[a_idx, j] + 0.5 * (1 - latent.onboarding[a_idx]) * young)
     esc = np.repeat(np.r_[np.ones(len(a_idx), bool), np.zeros(len(a_idx), bool)], np.r_[n_esc, n_norm])
@@ -499,7 +513,7 @@ def _invoices_table(w: _World, rng: np.random.Generator) -> pa.Table:
     amount = np.round(seats * SEAT_PRICE[acc.base.plan[a_idx]] * acc.discount[a_idx] * np.where(annual, 3, 1), 2)
     due = issued + PAYMENT_TERMS[acc.base.segment[a_idx]]
     n = len(a_idx)
-    late = rng.random(n) < w.latent.late_pay[a_idx, j]
+    late = w.latent.late[a_idx, j]  # the realised flag that the hazard reads
     reminder = late & (rng.random(n) < 0.8)
     remind_day = due + rng.integers(3, 8, n)
     late_days = np.ceil(np.exp(rng.normal(np.log(10.0), 0.9, n))).astype(np.int64)
@@ -519,21 +533,23 @@ def _invoices_table(w: _World, rng: np.random.Generator) -> pa.Table:
 
 
 def _engagements_table(w: _World, rng: np.random.Generator) -> pa.Table:
-    """CSM and marketing outreach; whether the customer responds follows latent responsiveness."""
+    """CSM and marketing outreach: the latent touches by channel and the responses among them (the
+    share the disengagement term reads), on random days of the month while the account is active."""
     a_idx, g = w.active()
-    seg = w.acc.base.segment[a_idx]
-    row = np.repeat(np.arange(len(a_idx)), rng.poisson(OUTREACH_PER_MONTH[seg]))
+    touches = w.latent.touches[a_idx, g + BURN_IN]  # (account-months, channel)
+    responses = w.latent.responses[a_idx, g + BURN_IN]
+    cell = np.repeat(np.arange(touches.size), touches.ravel())  # one row per touch
+    rank = np.arange(len(cell)) - np.searchsorted(cell, cell)
+    responded = rank < responses.ravel()[cell]
+    row, channel = np.divmod(cell, touches.shape[1])
     account, month = a_idx[row], g[row]
-    channel = _categorical(CHANNEL_MIX[seg[row]], rng)
-    p = np.minimum(w.latent.responsiveness[account, month + BURN_IN] * CHANNEL_RESPONSE[channel], 0.98)
-    responded = rng.random(len(row)) < p
     day = _uniform_day(*w.active_days(account, month), rng)
-    order = np.lexsort((account, day))
+    order = np.lexsort((rng.random(len(row)), account, day))
     return pa.table({
         "engagement_id": _ids("ENG-", len(row), 7),
         "account_id": w.account_ids.take(pa.array(account[order])),
         "occurred_at": _dates(day[order]),
-        "channel": _labels(CHANNELS, channel[order]),
+        "channel": _labels(CHANNELS, channel[order].astype(np.int8)),
         "responded": responded[order],
     })
 
