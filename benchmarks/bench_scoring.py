@@ -47,8 +47,8 @@ model = HealthModel.load(folder / "model")
 frame = pd.read_parquet(folder / f"features_{n}.parquet")
 t = time.perf_counter(); score_frame(model, ModelRef("bench", "1", ""), frame, folder / f"scores_{n}.parquet", dt.date(2026, 1, 1)); job = time.perf_counter() - t
 t = time.perf_counter(); model.predict_proba(frame); plain = time.perf_counter() - t
-t = time.perf_counter(); contrib = model.booster_.predict(model._matrix(frame), pred_contrib=True); native = time.perf_counter() - t
-t = time.perf_counter(); shap.TreeExplainer(model.booster_).shap_values(model._matrix(frame)); explainer = time.perf_counter() - t
+t = time.perf_counter(); contrib = model.booster_.predict(model.matrix(frame), pred_contrib=True); native = time.perf_counter() - t
+t = time.perf_counter(); shap.TreeExplainer(model.booster_).shap_values(model.matrix(frame)); explainer = time.perf_counter() - t
 print(f"{job:.2f} {plain:.2f} {native:.2f} {explainer:.2f}")
 """
 

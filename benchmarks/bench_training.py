@@ -35,7 +35,7 @@ model = result.model
 X = dataset.labelled.loc[result.split.train]
 t = time.perf_counter()
 lgb.train(model.params.lightgbm([0] * len(model.features)),
-          lgb.Dataset(model._matrix(X), X[dataset.spec.label_column].astype(int)),
+          lgb.Dataset(model.matrix(X), X[dataset.spec.label_column].astype(int)),
           num_boost_round=model.booster_.current_iteration())
 plain_s = time.perf_counter() - t
 c = result.comparison

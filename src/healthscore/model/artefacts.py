@@ -238,7 +238,7 @@ def _beeswarm_figure(result: TrainingResult) -> Figure:
     model = result.model
     codes = [f.code for f in model.features]
     sample = result.test.sample(n=min(SHAP_ROWS, len(result.test)), random_state=SEED)
-    X = model._matrix(sample[codes])
+    X = model.matrix(sample[codes])
     values = shap.TreeExplainer(model.booster_)(X).values
     top = np.argsort(-np.abs(values).mean(axis=0), kind="stable")[:SHAP_METRICS]
     labels = [model.features[i].label for i in top]

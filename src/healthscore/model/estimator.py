@@ -40,8 +40,8 @@ class HealthModel:
             f.code: sorted(X[f.code].dropna().astype(str).unique().tolist()) for f in self.features if f.kind == "categorical"
         }
         monotone = [self._direction(f) if self.params.monotone else 0 for f in self.features]
-        train = lgb.Dataset(self._matrix(X), np.asarray(y, dtype=float), categorical_feature=list(self.categories_) or "auto")
-        valid = lgb.Dataset(self._matrix(X_valid), np.asarray(y_valid, dtype=float), reference=train)
+        train = lgb.Dataset(self.matrix(X), np.asarray(y, dtype=float), categorical_feature=list(self.categories_) or "auto")
+        valid = lgb.Dataset(self.matrix(X_valid), np.asarray(y_valid, dtype=float), reference=train)
         self.booster_ = lgb.train(
             self.params.lightgbm(monotone),
             train,
@@ -66,7 +66,9 @@ class HealthModel:
             return 0
         return {"higher": -1, "lower": 1}.get(f.good_direction, 0)
 
-    def _matrix(self, X: pd.DataFrame) -> pd.DataFrame:
+    def matrix(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The model's input: its features in training order, categories fixed to the training
+        levels (unseen ones become missing). SHAP and plots must see exactly what the booster sees."""
         missing = [f.code for f in self.features if f.code not in X]
         if missing:
             raise ValueError(f"input has no column(s) {missing} that the model needs")
@@ -81,7 +83,7 @@ class HealthModel:
     # --- predicting ----------------------------------------------------------------------------
     def log_odds(self, X: pd.DataFrame) -> np.ndarray:
         """The booster's raw margin: the scale TreeSHAP contributions add up on."""
-        return self.booster_.predict(self._matrix(X), raw_score=True)
+        return self.booster_.predict(self.matrix(X), raw_score=True)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         p = self.calibrator_.transform(self.log_odds(X))

@@ -65,7 +65,7 @@ def load_truth(path: Path, rows: pd.DataFrame) -> np.ndarray | None:
 
 def learned_weights(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
     """Each metric's share of the mean |SHAP| (exact TreeSHAP on the log-odds), summing to 100."""
-    contrib = model.booster_.predict(model._matrix(X), pred_contrib=True)[:, :-1]
+    contrib = model.booster_.predict(model.matrix(X), pred_contrib=True)[:, :-1]
     mean_abs = np.abs(contrib).mean(axis=0)
     rows = [
         {"metric": f.code, "label": f.label, "family": f.family, "good_direction": f.good_direction,

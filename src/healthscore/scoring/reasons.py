@@ -22,7 +22,7 @@ _FLAT = 1e-6  # below this log-odds distance the secant becomes the tangent
 def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Per-metric health points (columns = feature codes), each row's baseline score, and its
     log-odds (the contributions' sum)."""
-    contrib = model.booster_.predict(model._matrix(X), pred_contrib=True)
+    contrib = model.booster_.predict(model.matrix(X), pred_contrib=True)
     phi, base = contrib[:, :-1], contrib[:, -1]
     logit = contrib.sum(axis=1)
 
