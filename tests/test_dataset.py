@@ -11,6 +11,7 @@ import yaml
 
 import rawbase
 from healthscore import ConfigError, DataError, build_dataset, load_config, read_dataset
+from healthscore.dataset import stream_dataset
 from healthscore.schema import SOURCE_SCHEMAS
 
 D = dt.date
@@ -84,6 +85,19 @@ def test_written_dataset_round_trips(tiny, tmp_path):
     families = {f.family for f in back.spec.features}
     assert {"usage_decline", "low_licence_utilisation", "poor_onboarding", "support_escalations",
             "late_payments", "low_nps", "disengagement", "contract_plan"} <= families
+
+
+def test_streamed_batches_are_the_built_rows(tiny, tmp_path):
+    """Scoring fetches the metrics in batches; they must be the rows build_dataset returns."""
+    config = load_config(rawbase.write(tmp_path))
+    as_of = max(tiny.frame.as_of)
+    whole = build_dataset(config, as_of_dates=[as_of]).frame
+    stream = stream_dataset(config, as_of)
+    batches = list(stream.batches(1))
+    assert stream.rows == len(whole) >= 2 and [len(b) for b in batches] == [1] * len(whole)
+    by_account = lambda f: f.sort_values("account_id").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(by_account(pd.concat(batches)), by_account(whole))
+    pd.testing.assert_frame_equal(by_account(whole), by_account(tiny.frame[tiny.frame.as_of == as_of]))
 
 
 def _perturb_future(frames: dict[str, pd.DataFrame], as_of: dt.date, rng) -> dict[str, pd.DataFrame]:

@@ -47,6 +47,7 @@ def test_training_run_is_logged_registered_and_loadable(store):
     loaded = mlflow.pyfunc.load_model("models:/customer-health@challenger")
     scores = loaded.predict(data.frame.head(20))
     assert {"account_id", "churn_probability", "health_score", "health_percentile", "tier"} <= set(scores.columns)
+    assert set(scores["model_version"]) == {model.version} and set(scores["model_run_id"]) == {model.run_id}
     assert list(scores["account_id"]) == list(data.frame["account_id"].head(20))
     np.testing.assert_allclose(scores["churn_probability"], result.model.predict_proba(data.frame.head(20))[:, 1])
     assert loaded.metadata.signature is not None
@@ -123,3 +124,5 @@ def test_registered_model_is_served_over_rest_with_reasons(store):
     expected = mlflow.pyfunc.load_model("models:/customer-health@challenger").predict(rows)
     np.testing.assert_allclose([a["health_score"] for a in answer], expected["health_score"])
     assert {"reason_1_code", "reason_1_text", "strength_1_text", "contributions", "tier", "tier_color", "model_run_id"} <= set(answer[0])
+    challenger = mlflow.MlflowClient().get_model_version_by_alias("customer-health", "challenger")
+    assert {(a["model_version"], a["model_run_id"]) for a in answer} == {(str(challenger.version), challenger.run_id)}

@@ -12,10 +12,11 @@ import pytest
 from healthscore.model.settings import ModelParams, SplitConfig, TrainingConfig
 from healthscore.model.training import train
 from healthscore.scoring import batch
-from healthscore.scoring.batch import ModelRef, TooManyRejected, rejected_path_for, score_frame
+from healthscore.scoring.batch import ModelRef, TooManyRejected, rejected_path_for, score_frame, score_input
 from healthscore.scoring.drift import ACT, drift_report
 from healthscore.scoring.reasons import explain, rank_phrase, text_for
-from healthscore.dataset import FeatureSpec
+from healthscore.dataset import Dataset, FeatureSpec
+from healthscore.scoring.inputs import open_table
 from synthetic import synthetic_dataset
 
 REF = ModelRef("customer-health", "7", "run123")
@@ -77,21 +78,48 @@ def test_every_input_row_is_scored_or_rejected(trained, tmp_path):
     frame = data.frame[data.frame.as_of == data.frame.as_of.max()].copy().reset_index(drop=True)
     frame["usage"] = frame["usage"].astype(object)
     frame.loc[3, "account_id"] = None
-    frame.loc[5, "account_id"] = frame.loc[6, "account_id"]
+    frame.loc[5, "account_id"] = frame.loc[699, "account_id"]  # a duplicate seven chunks later
     frame.loc[9, "usage"] = "lots"
     out = tmp_path / "scores.parquet"
     with pytest.raises(TooManyRejected, match=r"4 of 1000 rows \(0.4%\) could not be scored"):
         score_frame(result.model, REF, frame, out, AS_OF, max_rejected_share=0.001)
-    run = score_frame(result.model, REF, frame, out, AS_OF)
+    run = score_frame(result.model, REF, frame, out, AS_OF, chunk_size=100)
     scored, rejected = pd.read_parquet(out), pd.read_parquet(rejected_path_for(out))
     assert len(scored) + len(rejected) == len(frame)
     assert dict(zip(rejected["row"], rejected["reason"])) == {
-        4: "missing account id", 6: "duplicate account id", 7: "duplicate account id", 10: "not a finite number"}
+        4: "missing account id", 6: "duplicate account id", 10: "not a finite number", 700: "duplicate account id"}
     assert rejected.loc[rejected.row == 10, "column"].item() == "usage" and rejected.loc[rejected.row == 10, "value"].item() == "lots"
     meta = json.loads(out.with_name("scores.meta.json").read_text())
     assert meta["input_rows"] == 1000 and meta["scored_rows"] == 996 and meta["rejected_rows"] == 4
     assert sum(meta["tiers"].values()) == 996 and run.metadata["model"]["version"] == "7"
     assert set(scored["model_version"]) == {"7"} and set(scored["as_of"]) == {AS_OF}
+    lowest = scored.nsmallest(5, "health_score")
+    assert [r["account_id"] for r in meta["riskiest"]] == list(lowest["account_id"])
+    assert [r["reason_1_text"] for r in meta["riskiest"]] == list(lowest["reason_1_text"])
+
+
+def test_a_run_where_nothing_can_be_scored_writes_no_scores(trained, tmp_path):
+    result, data = trained
+    frame = data.frame.drop_duplicates("account_id").assign(account_id=None)
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(TooManyRejected, match=f"none of its {len(frame):,} rows could be scored"):
+        score_frame(result.model, REF, frame, out, AS_OF)
+    assert not out.exists() and len(pd.read_parquet(rejected_path_for(out))) == len(frame)
+
+
+def test_a_dataset_file_is_read_in_batches_and_scored_like_the_frame(trained, tmp_path):
+    result, data = trained
+    frame = data.frame[data.frame.as_of == data.frame.as_of.max()]
+    path = Dataset(frame.copy(), data.spec).write(tmp_path / "features.parquet")
+    source = open_table(path, None, result.model.features)
+    assert source.rows == len(frame) and [len(c.rows) for c in source.chunks(300)] == [300, 300, 300, len(frame) - 900]
+    from_file = score_input(result.model, REF, source, tmp_path / "file.parquet", AS_OF, chunk_size=300)
+    score_frame(result.model, REF, frame, tmp_path / "frame.parquet", AS_OF, chunk_size=len(frame))
+    a, b = pd.read_parquet(tmp_path / "file.parquet"), pd.read_parquet(tmp_path / "frame.parquet")
+    pd.testing.assert_frame_equal(a.drop(columns="scored_at"), b.drop(columns="scored_at"))
+    whole = drift_report(result.model, frame, b["churn_probability"].to_numpy())
+    assert from_file.metadata["drift"]["metrics"] == pytest.approx(whole["metrics"])
+    assert from_file.metadata["input"] == str(path)
 
 
 def test_chunked_output_equals_one_chunk_and_csv_works(trained, tmp_path):

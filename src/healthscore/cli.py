@@ -240,7 +240,8 @@ def promote(
 def score(
     out: Annotated[Path, typer.Option(help="Scores file to write (.parquet or .csv).")],
     config: ConfigOpt = None,
-    as_of: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"], help="Observation date (with --config).")] = None,
+    as_of: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"], help=(
+        "Observation date (with --config; with --table: the date of a table without an as_of column, default today)."))] = None,
     model: Annotated[str, typer.Option(help="models:/name@alias, models:/name/version, or a folder under models/.")] = "models:/customer-health@champion",
     table: TableOpt = None,
     id_column: IdOpt = None,
@@ -254,14 +255,9 @@ def score(
     from healthscore.scoring.job import score_accounts
 
     if (config is None) == (table is None) or (config is not None and as_of is None):
-        _fail(ValueError("give --config with --as-of, or --table with --id-column"))
+        _fail(ValueError("give --config with --as-of, or --table (a dataset file or your snapshot table, with --id-column)"))
     try:
         cfg = load_config(config) if config else None
-        frame = None
-        if table is not None:
-            from healthscore.snapshot import build_snapshot_dataset
-
-            frame = build_snapshot_dataset(table, id_column or "account_id").frame
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             tasks: dict[str, int] = {}
 
@@ -270,7 +266,8 @@ def score(
                     tasks[step] = bar.add_task(step, total=total)
                 bar.update(tasks[step], completed=done, total=total)
 
-            run = score_accounts(out, model, cfg, as_of.date() if as_of else None, frame, history, chunk_size, max_rejected, progress)
+            run = score_accounts(out, model, cfg, as_of.date() if as_of else None, table, id_column, history, chunk_size,
+                                 max_rejected, progress)
     except TooManyRejected as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=1)
@@ -280,7 +277,7 @@ def score(
 
 
 def _print_score_summary(run, out: Path, history: Path, watch: float, act: float) -> None:
-    from healthscore.scoring.batch import read_scores
+    from healthscore.dataset import exclusions_path
 
     meta = run.metadata
     model = meta["model"]
@@ -288,6 +285,9 @@ def _print_score_summary(run, out: Path, history: Path, watch: float, act: float
                   f"{model['name']} v{model['version']} in {meta['seconds']:.1f}s -> {out} (history: {history})")
     if run.rejected_path:
         console.print(f"[yellow]{meta['rejected_rows']:,} rows rejected[/] -> {run.rejected_path}")
+    if meta["excluded_source_rows"]:
+        console.print(f"[yellow]{meta['excluded_source_rows']:,} raw-table rows set aside by the checks[/] -> "
+                      f"{exclusions_path(out)}")
     tiers = Table(title="Accounts per tier")
     for col in ("tier", "accounts", "share"):
         tiers.add_column(col, justify="right" if col != "tier" else "left")
@@ -295,12 +295,11 @@ def _print_score_summary(run, out: Path, history: Path, watch: float, act: float
     for tier, n in meta["tiers"].items():
         tiers.add_row(f"[{colors[tier]}]{tier}[/]", f"{n:,}", f"{n / max(meta['scored_rows'], 1):.0%}")
     console.print(tiers)
-    riskiest = read_scores(out, ["account_id", "health_score", "tier", "reason_1_text"]).nsmallest(5, "health_score")
     risky = Table(title="Five riskiest accounts")
     for col in ("account", "score", "tier", "top reason"):
         risky.add_column(col)
-    for row in riskiest.itertuples():
-        risky.add_row(row.account_id, f"{row.health_score:.0f}", row.tier, str(row.reason_1_text))
+    for row in meta["riskiest"]:
+        risky.add_row(row["account_id"], f"{row['health_score']:.0f}", row["tier"], str(row["reason_1_text"]))
     console.print(risky)
     drift = meta.get("drift") or {}
     console.print(f"Drift: score PSI {drift.get('score_psi', float('nan')):.3f}; "

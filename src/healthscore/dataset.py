@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,6 +32,19 @@ METADATA_KEY = b"healthscore"
 ACCOUNT_ATTRIBUTES = {"name": "account_name", "csm_owner": "csm_owner"}  # carried for reports, not features
 
 
+class ColumnReading(BaseModel):
+    """How a snapshot table's column became a feature: decided once, on the training table, and
+    replayed on every table scored later, so a column is never read one way in training and
+    another way in scoring."""
+
+    source: str  # the column's name in the user's table
+    how: Literal["number", "flag", "text_number", "date", "text"]
+    decimal_comma: bool = False  # text_number: '1.234,5'
+    percent: bool = False  # text_number: values divided by 100
+    dayfirst: bool = False  # date: day/month/year rather than month/day/year
+    days_before: Literal["as_of", "latest"] = "as_of"  # date: days before the row's as_of, or the file's latest date
+
+
 class FeatureSpec(BaseModel):
     code: str
     label: str
@@ -41,6 +54,7 @@ class FeatureSpec(BaseModel):
     family: str = "other"
     description: str = ""
     missing_text: str = ""
+    reading: ColumnReading | None = None  # snapshot tables only; catalogue metrics are built, not read
 
     @classmethod
     def from_metric(cls, m: Metric) -> FeatureSpec:
@@ -74,10 +88,7 @@ class Dataset:
     timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Numeric features are doubles everywhere: a count may be missing at scoring time, and
-        # the registered model's signature rejects integers where it expects doubles.
-        numeric = [f.code for f in self.spec.features if f.kind == "numeric" and f.code in self.frame]
-        self.frame[numeric] = self.frame[numeric].astype("float64")
+        self.frame = conform(self.frame, self.spec.features)
 
     @property
     def labelled(self) -> pd.DataFrame:
@@ -91,17 +102,22 @@ class Dataset:
         meta = dict(table.schema.metadata or {}) | {METADATA_KEY: self.spec.model_dump_json().encode()}
         with atomic_path(path) as tmp:
             pq.write_table(table.replace_schema_metadata(meta), tmp)
-        report = exclusions_path(path)
-        if len(self.exclusions):
-            with atomic_path(report) as tmp:
-                self.exclusions.to_csv(tmp, index=False)
-        elif report.exists():
-            report.unlink()
+        write_exclusions(self.exclusions, path)
         return path
 
 
 def exclusions_path(path: Path) -> Path:
     return path.with_name(path.name.removesuffix(path.suffix) + ".exclusions.csv")
+
+
+def write_exclusions(exclusions: pd.DataFrame, beside: Path) -> None:
+    """The raw rows set aside, as `<name>.exclusions.csv` beside an output (none: no file)."""
+    report = exclusions_path(beside)
+    if len(exclusions):
+        with atomic_path(report) as tmp:
+            exclusions.to_csv(tmp, index=False)
+    else:
+        report.unlink(missing_ok=True)
 
 
 def read_dataset(path: str | Path) -> Dataset:
@@ -147,11 +163,53 @@ def _observations_sql(config: Config, data_end: dt.date, as_of_dates: list[dt.da
 Progress = Callable[[str], None]
 
 
-def build_dataset(
-    config: Config, progress: Progress | None = None, threads: int | None = None, as_of_dates: list[dt.date] | None = None
-) -> Dataset:
-    """Build the point-in-time dataset for every account and as_of of the config's schedule
-    (or of `as_of_dates`: scoring builds one date with the very same code as training)."""
+def conform(frame: pd.DataFrame, features: list[FeatureSpec]) -> pd.DataFrame:
+    """Column types as training saw them. Numeric features are doubles everywhere: a count may be
+    missing at scoring time, and the registered model's signature rejects integers where it
+    expects doubles."""
+    if "as_of" in frame and pd.api.types.is_datetime64_any_dtype(frame["as_of"]):
+        frame["as_of"] = frame["as_of"].dt.date
+    if "churned" in frame:
+        frame["churned"] = frame["churned"].astype("boolean")
+    numeric = [f.code for f in features if f.kind == "numeric" and f.code in frame]
+    categorical = [f.code for f in features if f.kind == "categorical" and f.code in frame]
+    frame[numeric] = frame[numeric].astype("float64")
+    frame[categorical] = frame[categorical].astype("string")
+    return frame
+
+
+@dataclass
+class DatasetStream:
+    """The metrics of every observed account, computed in DuckDB and not yet fetched: `frame()`
+    fetches them at once, `batches(n)` n rows at a time (scoring a large base)."""
+
+    con: duckdb.DuckDBPyConnection = field(repr=False)
+    sql: str = field(repr=False)
+    spec: DatasetSpec
+    exclusions: pd.DataFrame
+    timings: dict[str, float]
+    rows: int
+
+    def frame(self) -> pd.DataFrame:
+        try:
+            return conform(self.con.execute(self.sql).df(), self.spec.features)
+        finally:
+            self.con.close()
+
+    def batches(self, size: int) -> Iterator[pd.DataFrame]:
+        try:
+            reader = self.con.sql(self.sql).to_arrow_reader(size)
+            for batch in reader:
+                yield conform(batch.to_pandas(), self.spec.features)
+        finally:
+            self.con.close()
+
+
+def stream_dataset(
+    config: Config, as_of: dt.date | list[dt.date] | None = None, progress: Progress | None = None, threads: int | None = None
+) -> DatasetStream:
+    """Compute the point-in-time metrics of every account at `as_of` (a date, a list, or the
+    config's schedule) and the churn label, ready to fetch. Training and scoring both come here."""
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     con = duckdb.connect()
@@ -170,7 +228,7 @@ def build_dataset(
 
     catalogue, notes = config.catalogue().available(sources.columns)
     metrics = expand(catalogue)
-    dates = as_of_dates or config.schedule.dates()
+    dates = [as_of] if isinstance(as_of, dt.date) else (as_of or config.schedule.dates())
     late = [d for d in dates if d > sources.data_end]
     if late:
         raise ValueError(f"as_of {late[0]} is after the end of the data ({sources.data_end}): no account can be observed then")
@@ -182,7 +240,8 @@ def build_dataset(
         con.execute(activation_relation_sql(days.pop()))
 
     start = time.perf_counter()
-    say(f"computing {len(catalogue)} metrics for {con.execute('SELECT count(*) FROM observations').fetchone()[0]:,} account-dates")
+    rows = con.execute("SELECT count(*) FROM observations").fetchone()[0]
+    say(f"computing {len(catalogue)} metrics for {rows:,} account-dates")
     # One scan per query into a small table, then one join: DuckDB plans the parts far better
     # than one statement holding every scan.
     tables = {}
@@ -190,16 +249,8 @@ def build_dataset(
         say(f"metrics: {query.name}")
         con.execute(f"CREATE TEMP TABLE metric_{i} AS {query.sql}")
         tables[f"metric_{i}"] = query
-    attributes = {c: out for c, out in ACCOUNT_ATTRIBUTES.items() if c in sources.columns["accounts"]}
-    keep = [m.code for m in catalogue]
-    frame = con.execute(assemble_sql(metrics, tables, keep, attributes)).df()
     timings["metrics"] = time.perf_counter() - start
-
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    frame["churned"] = frame["churned"].astype("boolean")
-    for m in catalogue:
-        if m.kind == "categorical":
-            frame[m.code] = frame[m.code].astype("string")
+    attributes = {c: out for c, out in ACCOUNT_ATTRIBUTES.items() if c in sources.columns["accounts"]}
     spec = DatasetSpec(
         origin="catalogue",
         horizon_days=config.churn.horizon_days,
@@ -207,5 +258,17 @@ def build_dataset(
         attributes=list(attributes.values()) + [m.code for m in catalogue if not m.feature],
         notes=sources.notes + notes,
     )
-    con.close()
-    return Dataset(frame, spec, sources.exclusions, timings)
+    sql = assemble_sql(metrics, tables, [m.code for m in catalogue], attributes)
+    return DatasetStream(con, sql, spec, sources.exclusions, timings, rows)
+
+
+def build_dataset(
+    config: Config, progress: Progress | None = None, threads: int | None = None, as_of_dates: list[dt.date] | None = None
+) -> Dataset:
+    """Build the point-in-time dataset for every account and as_of of the config's schedule
+    (or of `as_of_dates`)."""
+    stream = stream_dataset(config, as_of_dates, progress, threads)
+    start = time.perf_counter()
+    frame = stream.frame()
+    stream.timings["metrics"] += time.perf_counter() - start
+    return Dataset(frame, stream.spec, stream.exclusions, stream.timings)

@@ -27,7 +27,7 @@ from healthscore.dataset import Dataset
 from healthscore.io import atomic_path
 from healthscore.model.evaluation import comparison_table, evaluate
 from healthscore.model.training import MODEL, TrainingResult
-from healthscore.scoring.batch import ModelRef, score_rows
+from healthscore.scoring.batch import ModelRef, score_rows, scored_now
 
 EXPERIMENT = "healthscore"
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -110,7 +110,7 @@ def log_training(result: TrainingResult, dataset: Dataset, artefacts: Path, name
                 python_model=pyfunc_model.__file__,
                 artifacts={pyfunc_model.ARTIFACT: str(saved)},
                 code_paths=[str(Path(healthscore.__file__).parent)],
-                signature=infer_signature(example, score_rows(result.model, ModelRef(name, "", run.info.run_id), example, None, "")),
+                signature=infer_signature(example, score_rows(result.model, ModelRef(name, "", run.info.run_id), example, None, scored_now())),
                 input_example=example,
                 registered_model_name=name,
                 pip_requirements=_requirements(),

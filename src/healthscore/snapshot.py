@@ -5,13 +5,22 @@ column names and values: types, formats, which columns are identifiers and which
 outcome away. The guesses are conservative and every one is written to `spec.notes`, so the user
 can see (and overrule) what was decided. As in `healthscore.sources`, every input row ends up
 either in the frame or in the exclusions with a reason.
+
+What was decided about each feature column is also kept as data, a `ColumnReading` in its
+`FeatureSpec`, and the values are read from it by `parse_column`: a table scored later
+(`healthscore.scoring.snapshot_input`) is read by the same function with the same decisions,
+never guessed again.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
+import itertools
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,13 +31,14 @@ import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 from sklearn.metrics import roc_auc_score
 
-from healthscore.dataset import Dataset, DatasetSpec, FeatureSpec
+from healthscore.dataset import ColumnReading, Dataset, DatasetSpec, FeatureSpec
 from healthscore.sources import EXCLUSION_COLUMNS, DataError, describe_exclusions
 
 MISSING = {"", "na", "n/a", "nan", "null", "#n/a"}
 CHURNED = {"yes", "y", "true", "t", "1", "1.0", "churned", "churn", "lost", "closed lost", "cancelled", "canceled", "left"}
 RETAINED = {"no", "n", "false", "f", "0", "0.0", "retained", "active", "won", "closed won", "renewed", "stayed", "not churned"}
 FLAGS = {"yes", "no", "y", "n", "true", "false", "t", "f"}
+YES = {"yes", "y", "true", "t"}
 AS_OF_NAMES = {"as_of", "as_of_date", "asof", "snapshot_date", "snapshot", "observation_date", "score_date", "date"}
 LEAK_NAME = re.compile(r"(^|_)(churn|cancel|terminat|offboard|closed_lost|lost_reason|renewed|end_date|ended)")
 ID_NAME = re.compile(r"(^|_)(id|uuid|guid|email|email_address|key)$")
@@ -42,6 +52,7 @@ MOST = 0.9  # share of a column's values that must read as numbers / dates for i
 MAX_CATEGORIES = 50
 MIN_CLASS = 5  # rows of each label needed before a column's separating power means anything
 LEAK_AUC = 0.98
+READ_ERRORS = (OSError, EOFError, csv.Error, pa.ArrowException, pd.errors.ParserError, UnicodeError)
 
 # Currency and percent signs around a number; the body is checked against one convention below.
 _NUMBER = r"^(?P<sign>[-+]?)\s*(?:[$€£¥]|usd|eur|gbp)?\s*(?P<body>[\d.,]+(?:e[-+]?\d+)?)\s*(?:[$€£¥]|usd|eur|gbp)?\s*(?P<pct>%?)$"
@@ -62,6 +73,7 @@ class _Column:
     values: pd.Series
     format: str = "number"
     how: str = ""
+    reading: ColumnReading | None = None  # features only
 
 
 def build_snapshot_dataset(path: str | Path, id_column: str, label_column: str | None = None,
@@ -124,7 +136,7 @@ class _Builder:
             label_column="churned" if self.y is not None else None,
             horizon_days=None,
             features=[FeatureSpec(code=c.code, label=_label(c), kind="categorical" if c.kind == "categorical" else "numeric",
-                                  format=c.format) for c in features],
+                                  format=c.format, reading=c.reading) for c in features],
             attributes=[c.code for c in columns if c.kind == "attribute"],
             notes=self.notes,
         )
@@ -133,12 +145,7 @@ class _Builder:
     # --- rows ------------------------------------------------------------------------------------
 
     def _find(self, name: str, role: str) -> str:
-        if name in self.raw.columns:
-            return name
-        matches = [c for c in self.raw.columns if _snake(c) == _snake(name)]
-        if len(matches) == 1:
-            return matches[0]
-        raise DataError(f"{self.path}: {role} column {name!r} not found; columns are {list(self.raw.columns)}")
+        return find_column(self.path, list(self.raw.columns), name, role)
 
     def _exclude(self, mask: pd.Series, column: str, reason: str | pd.Series) -> None:
         """Set rows aside; a row keeps the first reason found for it."""
@@ -234,33 +241,40 @@ class _Builder:
         for pattern, what in ((EMAIL, "email addresses"), (UUID, "UUIDs")):
             if text.dropna().str.fullmatch(pattern).mean() >= MOST:
                 return _Column(source, code, "attribute", text, "text", f"looks like an id ({what})")
+        as_text = ColumnReading(source=source, how="text")
         if ID_NAME.search(code):
             if unique:
                 return _Column(source, code, "attribute", text, "text", "looks like an id (named like one, unique per row)")
             if distinct <= MAX_CATEGORIES:
-                return _Column(source, code, "categorical", text, "text", f"categorical: named like an id but repeats, {distinct} values")
+                return _Column(source, code, "categorical", text, "text", f"categorical: named like an id but repeats, {distinct} values",
+                               as_text)
             return _Column(source, code, "attribute", text, "text", f"named like an id, {distinct:,} values: too many for categories")
         if ptypes.is_bool_dtype(s) or set(text.dropna().str.lower()) <= FLAGS:
-            flags = text.str.lower().isin(["yes", "y", "true", "t"]).astype(float).where(text.notna())
-            return _Column(source, code, "numeric", flags, "integer", "yes/no, coded 1/0")
+            reading = ColumnReading(source=source, how="flag")
+            return _Column(source, code, "numeric", parse_column(s, reading)[0], "integer", "yes/no, coded 1/0", reading)
         if ptypes.is_numeric_dtype(s):
-            values = s.astype(float)
+            reading = ColumnReading(source=source, how="number")
+            values = parse_column(s, reading)[0]
             fmt = _format(code, values, False, False)
-            return _Column(source, code, "numeric", values, fmt, f"numeric, {fmt}")
-        numbers = _numbers(text)
+            return _Column(source, code, "numeric", values, fmt, f"numeric, {fmt}", reading)
+        numbers = _number_reading(source, text)
         if numbers is not None:
-            values, how, percent, currency = numbers
-            fmt = _format(code, values, percent, currency)
-            return _Column(source, code, "numeric", values, fmt, f"numeric, {fmt}{how}")
-        dates, how = _dates(s)
-        if dates.notna().sum() >= MOST * n:
-            unread = text.notna() & dates.isna()
-            how += f"; {int(unread.sum())} value(s) not dates read as missing: {_first(text[unread])}" if unread.any() else ""
-            return _Column(source, code, "date", dates, "days", how)
+            reading, how, currency = numbers
+            values, unread = parse_column(s, reading)
+            how += f"; {int(unread.sum())} value(s) not numbers read as missing: {_first(text[unread])}" if unread.any() else ""
+            fmt = _format(code, values, reading.percent, currency)
+            return _Column(source, code, "numeric", values, fmt, f"numeric, {fmt}{how}", reading)
+        found = _date_reading(source, s)
+        if found is not None:
+            reading, how = found
+            dates, unread = parse_column(s, reading)
+            if dates.notna().sum() >= MOST * n:
+                how += f"; {int(unread.sum())} value(s) not dates read as missing: {_first(text[unread])}" if unread.any() else ""
+                return _Column(source, code, "date", dates, "days", how, reading)
         if unique and text.dropna().str.fullmatch(r"(?=\S*[A-Za-z])(?=\S*\d)\S+").mean() >= MOST:
             return _Column(source, code, "attribute", text, "text", "looks like an id (a unique code per row)")
         if distinct <= MAX_CATEGORIES and distinct <= n / 2:
-            return _Column(source, code, "categorical", text, "text", f"categorical, {distinct} values")
+            return _Column(source, code, "categorical", text, "text", f"categorical, {distinct} values", as_text)
         return _Column(source, code, "attribute", text, "text", f"free text ({distinct:,} distinct values in {n:,} rows)")
 
     def _leak_labels(self) -> pd.Series | None:
@@ -311,7 +325,8 @@ class _Builder:
         else:
             ref, said = as_of, "days before as_of; negative = after it"
         for c in dates:
-            c.values, c.how = (ref - c.values).dt.days, f"{c.how}, as {said}"
+            c.values, c.how = days_before(c.values, ref), f"{c.how}, as {said}"
+            c.reading.days_before = "latest" if as_of is None else "as_of"
 
     def _unique(self, code: str) -> str:
         out, i = code, 2
@@ -321,19 +336,32 @@ class _Builder:
         return out
 
 
-# --- reading and parsing -----------------------------------------------------------------------
+# --- reading files -------------------------------------------------------------------------------
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether `path` is a Parquet file rather than a CSV; an error for any other file."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    name = path.name.lower()
+    if not name.endswith((".parquet", ".pq", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")):
+        raise DataError(f"{path}: unknown file type; expected .csv, .csv.gz or .parquet")
+    return name.endswith((".parquet", ".pq"))
+
+
+@contextmanager
+def reading_errors(path: Path) -> Iterator[None]:
+    """A file that cannot be read is the user's to fix: say which, not where in our code."""
+    try:
+        yield
+    except READ_ERRORS as exc:
+        raise DataError(f"{path}: cannot read the file: {(str(exc) or type(exc).__name__).splitlines()[0]}") from None
 
 
 def _read(path: Path) -> tuple[pd.DataFrame, str]:
-    name = path.name.lower()
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    if not name.endswith((".parquet", ".pq", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")):
-        raise DataError(f"{path}: unknown file type; expected .csv, .csv.gz or .parquet")
-    try:
-        frame, how = (pq.read_table(path).to_pandas(), "Parquet") if name.endswith((".parquet", ".pq")) else _read_csv(path)
-    except (OSError, EOFError, csv.Error, pa.ArrowException, pd.errors.ParserError, UnicodeError) as exc:
-        raise DataError(f"{path}: cannot read the file: {(str(exc) or type(exc).__name__).splitlines()[0]}") from None
+    parquet = is_parquet(path)
+    with reading_errors(path):
+        frame, how = (pq.read_table(path).to_pandas(), "Parquet") if parquet else _read_csv(path)
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.shape[1] == 0 or len(frame) == 0:
         raise DataError(f"{path}: the table is empty (columns: {list(frame.columns)})")
@@ -341,95 +369,188 @@ def _read(path: Path) -> tuple[pd.DataFrame, str]:
 
 
 def _read_csv(path: Path) -> tuple[pd.DataFrame, str]:
-    """All columns as text: typing is done per column here, not by the CSV parser's guesses."""
+    options, how = csv_options(path)
+    return pd.read_csv(path, **options), how
+
+
+def csv_options(path: Path) -> tuple[dict, str]:
+    """`read_csv` options for a CSV, and what they are.
+
+    All columns as text: typing is done per column here, not by the CSV parser's guesses. The
+    delimiter is sniffed from the head; the encoding is UTF-8 unless some byte of the file is not,
+    checked over the whole file up front so a file read in chunks is decoded one way throughout.
+    """
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as f:
         head = f.read(65536)
-    if not head.strip():
-        raise DataError(f"{path}: the file is empty")
-    if b"\x00" in head:
-        raise DataError(f"{path}: cannot read the file: not a text (CSV) file")
+        if not head.strip():
+            raise DataError(f"{path}: the file is empty")
+        if b"\x00" in head:
+            raise DataError(f"{path}: cannot read the file: not a text (CSV) file")
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            for block in itertools.chain([head], iter(lambda: f.read(1 << 20), b"")):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+            encoding = "utf-8-sig"
+        except UnicodeDecodeError:
+            encoding = "latin-1"
     sample = head.decode("utf-8", errors="replace")
     sample = sample[: sample.rfind("\n")] if "\n" in sample else sample
     try:
         sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
         sep = ","
-    for encoding in ("utf-8-sig", "latin-1"):
-        try:
-            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    return frame, f"CSV, delimiter {sep!r}" + ("" if encoding == "utf-8-sig" else ", not UTF-8: read as Latin-1")
+    options = {"sep": sep, "dtype": str, "keep_default_na": False, "encoding": encoding}
+    return options, f"CSV, delimiter {sep!r}" + ("" if encoding == "utf-8-sig" else ", not UTF-8: read as Latin-1")
 
 
-def _text(s: pd.Series) -> pd.Series:
-    """Trimmed text, NA for empty and missing markers; whole floats without their '.0'."""
-    if ptypes.is_float_dtype(s) and (s.dropna() % 1 == 0).all():
-        s = s.astype("Int64")
-    out = s.astype("string").str.strip()
-    return out.mask(out.str.lower().isin(MISSING))
+def find_column(path: Path, columns: list[str], name: str, role: str) -> str:
+    """`name` as written, or the one column that is the same in snake_case ('customer_id' finds 'Customer ID')."""
+    if name in columns:
+        return name
+    matches = [c for c in columns if _snake(c) == _snake(name)]
+    if len(matches) == 1:
+        return matches[0]
+    raise DataError(f"{path}: {role} column {name!r} not found; columns are {columns}")
 
 
-def _numbers(text: pd.Series) -> tuple[pd.Series, str, bool, bool] | None:
-    """Numbers stored as text ('1,234', '$5.00', '45%', '1.234,5'), or None if the column is not.
+# --- reading values: one set of functions for training and scoring ----------------------------
 
-    A comma is a decimal comma only when more values read that way than with a decimal point, so
-    '1,234' stays one thousand two hundred and thirty-four unless the column says otherwise.
+
+def parse_column(values: pd.Series, reading: ColumnReading) -> tuple[pd.Series, pd.Series]:
+    """`values` read as `reading` says (dates as dates), and where a present value could not be.
+
+    The builder reads unreadable values as missing (it chose the reading for most of the values,
+    and says how many did not fit); a scoring reader rejects their rows.
     """
+    if reading.how in ("number", "text_number"):
+        return _read_numbers(values, reading.decimal_comma, reading.percent)
+    if reading.how == "flag":
+        text = _text(values).str.lower()
+        return text.isin(YES).astype(float).where(text.notna()), text.notna() & ~text.isin(FLAGS)
+    if reading.how == "date":
+        return _read_dates(values, reading.dayfirst)
+    return _text(values), pd.Series(False, index=values.index)
+
+
+def read_column(values: pd.Series, reading: ColumnReading, ref: pd.Series | pd.Timestamp | None = None,
+                ) -> tuple[pd.Series, pd.Series]:
+    """A feature as the model sees it: `parse_column`, dates as days before `ref` (the rows' as_of or
+    the latest date in the file, as `reading.days_before` says)."""
+    out, unread = parse_column(values, reading)
+    return (days_before(out, ref) if reading.how == "date" else out), unread
+
+
+def days_before(dates: pd.Series, ref: pd.Series | pd.Timestamp) -> pd.Series:
+    """Dates as days before `ref`: a model compares accounts, not calendar days."""
+    return (ref - dates).dt.days.astype(float)
+
+
+def _read_numbers(s: pd.Series, decimal_comma: bool, percent: bool) -> tuple[pd.Series, pd.Series]:
+    if ptypes.is_numeric_dtype(s):
+        values, unread = s.astype(float), pd.Series(False, index=s.index)
+    else:
+        text = _text(s)
+        _, parts = _number_parts(text)
+        ok = _number_bodies(parts, decimal_comma)
+        body = parts.loc[ok, "body"]
+        body = body.str.replace(".", "").str.replace(",", ".") if decimal_comma else body.str.replace(",", "")
+        values = pd.to_numeric(parts.loc[ok, "sign"] + body).reindex(s.index).astype(float)
+        unread = text.notna() & ~ok.reindex(s.index, fill_value=False)
+    return (values / 100 if percent else values), unread
+
+
+def _number_parts(text: pd.Series) -> tuple[pd.Series, pd.DataFrame]:
+    """The present values without digit-group spaces and with accounting negatives signed, and
+    their sign, body (digits and separators, not yet interpreted) and percent sign."""
     t = text.dropna()
     t = t.str.replace(r"(?<=\d)[\s\u00a0\u202f'](?=\d{3}(?!\d))", "", regex=True)  # 1 234 / 1'234
     t = t.str.replace(r"^\((.*)\)$", r"-\1", regex=True)  # accounting negatives
     parts = t.str.extract(_NUMBER, flags=re.I)
-    body = parts["body"].fillna("")
-    has_digit = body.str.contains(r"\d")
-    point = body.str.fullmatch(_POINT) & has_digit
-    comma = body.str.fullmatch(_COMMA) & has_digit
-    decimal_comma = comma.sum() > point.sum()
-    ok = comma if decimal_comma else point
-    if not len(t) or ok.mean() < MOST:
+    parts["body"] = parts["body"].fillna("")
+    return t, parts
+
+
+def _number_bodies(parts: pd.DataFrame, decimal_comma: bool) -> pd.Series:
+    """Which bodies are numbers written with a decimal comma (1.234,5) or point (1,234.5)."""
+    body = parts["body"]
+    return body.str.fullmatch(_COMMA if decimal_comma else _POINT) & body.str.contains(r"\d")
+
+
+def _read_dates(s: pd.Series, dayfirst: bool) -> tuple[pd.Series, pd.Series]:
+    if ptypes.is_datetime64_any_dtype(s) or ptypes.infer_dtype(s, skipna=True) in ("date", "datetime"):
+        out, present = pd.to_datetime(s, errors="coerce", utc=True), s.notna()
+    else:
+        text = _text(s)
+        out, present = pd.to_datetime(text, format="mixed", dayfirst=dayfirst, errors="coerce", utc=True), text.notna()
+    out = out.dt.tz_localize(None).dt.normalize()
+    return out, present & out.isna()
+
+
+# --- guessing how to read a column ---------------------------------------------------------------
+
+
+def _number_reading(source: str, text: pd.Series) -> tuple[ColumnReading, str, bool] | None:
+    """How to read numbers stored as text ('1,234', '$5.00', '45%', '1.234,5'), what that is, and
+    whether they are amounts of money; None if the column is not numbers.
+
+    A comma is a decimal comma only when more values read that way than with a decimal point, so
+    '1,234' stays one thousand two hundred and thirty-four unless the column says otherwise.
+    """
+    t, parts = _number_parts(text)
+    point, comma = _number_bodies(parts, False), _number_bodies(parts, True)
+    decimal_comma = bool(comma.sum() > point.sum())
+    if not len(t) or (comma if decimal_comma else point).mean() < MOST:
         return None
-    body = body[ok].str.replace(".", "").str.replace(",", ".") if decimal_comma else body[ok].str.replace(",", "")
-    values = pd.to_numeric(parts.loc[ok, "sign"] + body).reindex(text.index).astype(float)
     percent = bool((parts["pct"] == "%").any())
-    if percent:
-        values = values / 100
     currency = bool(t.str.contains(r"[$€£¥]|usd|eur|gbp", case=False).any())
     plain = t[~t.str.fullmatch(r"[-+]?\d+(\.\d+)?")]
     how = f"; read from text such as {plain.iloc[0]!r}" if len(plain) else ""
     how += "; decimal commas" if decimal_comma else ""
     how += "; percentages divided by 100" if percent else ""
-    unread = t.index[~ok]
-    if len(unread):
-        how += f"; {len(unread)} value(s) not numbers read as missing: {_first(text[unread])}"
-    return values, how, percent, currency
+    return ColumnReading(source=source, how="text_number", decimal_comma=decimal_comma, percent=percent), how, currency
 
 
-def _dates(s: pd.Series) -> tuple[pd.Series, str]:
-    """Dates (NaT where a value is not one) and how they were read.
+def _date_reading(source: str, s: pd.Series) -> tuple[ColumnReading, str] | None:
+    """How to read a column of dates and what that is; None if it is not dates.
 
     Only year-first and day/month/year shapes are tried; which of day/month comes first is decided
     for the whole column, from any value that can only be read one way.
     """
     if ptypes.is_datetime64_any_dtype(s) or ptypes.infer_dtype(s, skipna=True) in ("date", "datetime"):
-        out = pd.to_datetime(s, errors="coerce", utc=True).dt.tz_localize(None).dt.normalize()
-        return out, "dates"
-    text = _text(s)
-    t = text.dropna()
-    none = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+        return ColumnReading(source=source, how="date"), "dates"
+    t = _text(s).dropna()
     if not len(t):
-        return none, "no dates"
+        return None
     if t.str.fullmatch(_YMD).mean() >= MOST:
         dayfirst, how = False, "dates, year first"
     else:
         parts = t.str.extract(_DMY).dropna().astype(int)
         if len(parts) < MOST * len(t) or ((parts[0] > 12).any() and (parts[1] > 12).any()):
-            return none, "no dates"
+            return None
         dayfirst = bool((parts[0] > 12).any())
         how = "dates, day/month/year" if dayfirst else "dates, month/day/year" + ("" if (parts[1] > 12).any() else " (assumed: no day above 12)")
-    out = pd.to_datetime(text, format="mixed", dayfirst=dayfirst, errors="coerce", utc=True)
-    return out.dt.tz_localize(None).dt.normalize(), how
+    return ColumnReading(source=source, how="date", dayfirst=dayfirst), how
+
+
+def _dates(s: pd.Series) -> tuple[pd.Series, str]:
+    """Dates (NaT where a value is not one) and how they were read."""
+    found = _date_reading(str(s.name), s)
+    if found is None:
+        return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]"), "no dates"
+    return parse_column(s, found[0])[0], found[1]
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """Trimmed text, NA for empty and missing markers; whole floats without their '.0', value by
+    value so that a chunk of a file reads as the whole file does."""
+    out = s.astype("string")
+    if ptypes.is_float_dtype(s):
+        whole = (s % 1 == 0) & (s.abs() < 2**53)
+        out = out.mask(whole, s[whole].astype("Int64").astype("string"))
+    out = out.str.strip()
+    return out.mask(out.str.lower().isin(MISSING))
 
 
 def _format(code: str, values: pd.Series, percent: bool, currency: bool) -> str:

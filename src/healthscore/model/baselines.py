@@ -65,7 +65,9 @@ class ScorecardBaseline:
             rank = (np.searchsorted(ref, values, side="left") + np.searchsorted(ref, values, side="right")) / (2 * len(ref))
             pct = 100 * (rank if direction == "higher" else 1 - rank)
             scores.append(np.where(np.isnan(values), 50.0, pct))
-        return np.mean(scores, axis=0)
+        # A snapshot table states no good direction for any column: a scorecard then has nothing
+        # to weigh and gives every account the middle.
+        return np.mean(scores, axis=0) if scores else np.full(len(X), 50.0)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         p = self.calibrator_.transform((100 - self.points(X) - 50) / 10)

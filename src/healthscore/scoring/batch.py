@@ -1,8 +1,8 @@
 """The scoring job: every account gets a calibrated score, a tier and the reasons behind it.
 
 Input accounts = scored rows + rejected rows: a row that cannot be scored goes to a rejection
-file beside the output with its reason. Rows are scored in chunks so memory follows the chunk,
-and the output appears only when complete (written to a temporary file, then renamed).
+file beside the output with its reason. Rows are read and scored in chunks so memory follows the
+chunk, and the output appears only when complete (written to a temporary file, then renamed).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from healthscore.dataset import write_exclusions
 from healthscore.io import atomic_path
 from healthscore.model.estimator import HealthModel
+from healthscore.scoring.drift import DriftCheck
+from healthscore.scoring.inputs import REJECTION_COLUMNS, FrameInput, ScoringInput, no_rejections, row_keys
 from healthscore.scoring.reasons import explain
 
 DEFAULT_CHUNK = 50_000
-REJECTION_COLUMNS = ["row", "account_id", "column", "value", "reason"]
 ATTRIBUTES = ("account_name", "csm_owner")
 
 
@@ -64,13 +66,14 @@ def load_model(ref: str) -> tuple[HealthModel, ModelRef]:
                            registration.get("run_id", ""))
 
 
-def rejections(model: HealthModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows that cannot be scored and why. Missing metric values are legal (LightGBM handles them)."""
+def rejections(model: HealthModel, frame: pd.DataFrame, duplicates: set[str]) -> pd.DataFrame:
+    """Rows of a chunk that cannot be scored and why. Missing metric values are legal (LightGBM
+    handles them); `duplicates` are the keys the whole input repeats."""
     found = []
-    ids = frame["account_id"] if "account_id" in frame else pd.Series(pd.NA, index=frame.index)
+    ids = frame["account_id"] if "account_id" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     missing_id = ids.isna() | (ids.astype("string").str.strip() == "")
     found.append(pd.DataFrame({"row": frame.index[missing_id], "column": "account_id", "value": None, "reason": "missing account id"}))
-    dupes = ids.duplicated(keep=False) & ~missing_id
+    dupes = row_keys(ids, frame.get("as_of")).isin(duplicates).fillna(False) & ~missing_id
     found.append(pd.DataFrame({"row": frame.index[dupes], "column": "account_id", "value": ids[dupes].astype(str),
                                "reason": "duplicate account id"}))
     for f in model.features:
@@ -82,10 +85,17 @@ def rejections(model: HealthModel, frame: pd.DataFrame) -> pd.DataFrame:
             bad = (raw.notna() & numeric.isna()) | np.isinf(numeric.fillna(0).astype(float))
             found.append(pd.DataFrame({"row": frame.index[bad], "column": f.code, "value": raw[bad].astype(str),
                                        "reason": "not a finite number"}))
-    out = pd.concat([f for f in found if len(f)], ignore_index=True) if any(len(f) for f in found) else pd.DataFrame(columns=REJECTION_COLUMNS)
-    out = out.drop_duplicates("row", keep="first")
-    out["account_id"] = ids.loc[out["row"]].to_numpy() if len(out) else []
+    found = [f for f in found if len(f)]
+    if not found:
+        return no_rejections()
+    out = pd.concat(found, ignore_index=True).drop_duplicates("row", keep="first")
+    out["account_id"] = ids.loc[out["row"]].to_numpy()
     return out[REJECTION_COLUMNS].sort_values("row", kind="stable").reset_index(drop=True)
+
+
+def scored_now() -> str:
+    """The `scored_at` stamp: UTC, to the second."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def score_rows(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.date | None, scored_at: str) -> pd.DataFrame:
@@ -93,7 +103,8 @@ def score_rows(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.
     reasons = explain(model, rows)
     scores = model.score(rows, log_odds=reasons.pop("log_odds").to_numpy())
     out = pd.DataFrame({"account_id": rows["account_id"].astype(str).to_numpy()}, index=rows.index)
-    out["as_of"] = as_of if as_of is not None else (rows["as_of"] if "as_of" in rows else None)
+    # a snapshot without dates is the state of the accounts when it is scored
+    out["as_of"] = as_of if as_of is not None else (rows["as_of"] if "as_of" in rows else dt.date.fromisoformat(scored_at[:10]))
     for attribute in ATTRIBUTES:  # who the account is and who owns it, for reports and CRM imports
         out[attribute] = rows[attribute].astype("string") if attribute in rows else pd.NA
     out = pd.concat([out, scores[["churn_probability", "health_score", "health_percentile", "tier", "tier_color"]], reasons], axis=1)
@@ -147,10 +158,6 @@ class _ChunkWriter:
         self._context.__exit__(None if ok else RuntimeError, None, None)
 
 
-def read_scores(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    return pd.read_csv(path, usecols=columns) if path.suffix.lower() == ".csv" else pd.read_parquet(path, columns=columns)
-
-
 def _write(frame: pd.DataFrame, path: Path) -> None:
     writer = _ChunkWriter(path)
     try:
@@ -161,53 +168,90 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
     writer.close(ok=True)
 
 
-def score_frame(
+class _Riskiest:
+    """The lowest scores seen so far, for the run's summary without reading the output again."""
+
+    COLUMNS = ["account_id", "health_score", "tier", "reason_1_text"]
+
+    def __init__(self, n: int = 5):
+        self.n, self.rows = n, pd.DataFrame(columns=self.COLUMNS)
+
+    def add(self, scores: pd.DataFrame) -> None:
+        lowest = scores.nsmallest(self.n, "health_score")[self.COLUMNS]
+        self.rows = lowest if self.rows.empty else pd.concat([self.rows, lowest]).nsmallest(self.n, "health_score")
+
+    def records(self) -> list[dict]:
+        return self.rows.astype(object).where(self.rows.notna(), None).to_dict("records")
+
+
+def score_input(
     model: HealthModel,
     ref: ModelRef,
-    frame: pd.DataFrame,
+    source: ScoringInput,
     output: Path,
     as_of: dt.date | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     max_rejected_share: float = 0.01,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoreRun:
-    """Score every row of `frame` (metrics as built for training) into `output` (.parquet/.csv)."""
+    """Score every row of `source` into `output` (.parquet/.csv) a chunk at a time, with the
+    rejections beside it and the run's metadata (counts, tiers, drift, the riskiest accounts)."""
     started = time.perf_counter()
-    scored_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    frame = frame.reset_index(drop=True)
-    frame.index = frame.index + 1  # rejection rows are 1-based input rows
-    rejected = rejections(model, frame)
-    good = frame.drop(index=rejected["row"])
-    total, tiers = len(good), dict.fromkeys(("healthy", "at_risk", "unhealthy"), 0)
+    scored_at = scored_now()
+    duplicates = source.duplicate_keys()
+    tiers = dict.fromkeys(("healthy", "at_risk", "unhealthy"), 0)
+    drift, riskiest, rejected, done, scored = DriftCheck(model), _Riskiest(), [], 0, 0
     writer = _ChunkWriter(output)
     try:
-        for start in range(0, max(total, 1), chunk_size):
-            chunk = score_rows(model, ref, good.iloc[start:start + chunk_size], as_of, scored_at)
-            writer.write(chunk)
-            for tier, n in chunk["tier"].value_counts().items():
-                tiers[tier] += int(n)
+        for chunk in source.chunks(chunk_size):
+            bad = rejections(model, chunk.rows, duplicates)
+            rejected += [r for r in (chunk.rejected, bad) if len(r)]
+            good = chunk.rows.drop(index=bad["row"])
+            if len(good):
+                scores = score_rows(model, ref, good, as_of, scored_at)
+                writer.write(scores)
+                drift.add(good, scores["churn_probability"].to_numpy())
+                riskiest.add(scores)
+                for tier, n in scores["tier"].value_counts().items():
+                    tiers[tier] += int(n)
+                scored += len(good)
+            done += len(chunk.rows) + len(chunk.rejected)
             if progress:
-                progress(min(start + chunk_size, total), total)
+                progress(done, source.rows)
     except BaseException:
         writer.close(ok=False)
         raise
-    writer.close(ok=True)
+    writer.close(ok=scored > 0)
+    rejected = pd.concat(rejected, ignore_index=True).sort_values("row", kind="stable") if rejected else no_rejections()
     reject_file = rejected_path_for(output)
     if len(rejected):
         _write(rejected, reject_file)
     elif reject_file.exists():
         reject_file.unlink()
+    write_exclusions(source.exclusions, output)  # raw rows the source checks set aside: beside the scores, not lost
+    if scored == 0:
+        raise TooManyRejected(f"{source.description}: none of its {done:,} rows could be scored"
+                              + (f"; see {reject_file}" if len(rejected) else ""))
     metadata = {
-        "model": ref.__dict__, "as_of": str(as_of) if as_of else None, "scored_at": scored_at,
-        "input_rows": len(frame), "scored_rows": total, "rejected_rows": len(rejected), "tiers": tiers,
+        "model": ref.__dict__, "as_of": str(as_of) if as_of else None, "scored_at": scored_at, "input": source.description,
+        "input_rows": done, "scored_rows": scored, "rejected_rows": len(rejected),
+        "excluded_source_rows": len(source.exclusions), "tiers": tiers,
         "seconds": round(time.perf_counter() - started, 2), "output": str(output),
+        "drift": drift.report(), "riskiest": riskiest.records(),
     }
     with atomic_path(metadata_path_for(output)) as tmp:
         tmp.write_text(json.dumps(metadata, indent=1, default=str))
     run = ScoreRun(output, reject_file if len(rejected) else None, metadata, rejected)
-    if len(frame) and len(rejected) / len(frame) > max_rejected_share:
+    if done and len(rejected) / done > max_rejected_share:
         raise TooManyRejected(
-            f"{len(rejected)} of {len(frame)} rows ({len(rejected) / len(frame):.1%}) could not be scored, more than the "
+            f"{len(rejected)} of {done} rows ({len(rejected) / done:.1%}) could not be scored, more than the "
             f"allowed {max_rejected_share:.1%}; see {reject_file}"
         )
     return run
+
+
+def score_frame(model: HealthModel, ref: ModelRef, frame: pd.DataFrame, output: Path, as_of: dt.date | None = None,
+                chunk_size: int = DEFAULT_CHUNK, max_rejected_share: float = 0.01,
+                progress: Callable[[int, int], None] | None = None) -> ScoreRun:
+    """`score_input` for a frame in memory (metrics as built for training)."""
+    return score_input(model, ref, FrameInput(frame), output, as_of, chunk_size, max_rejected_share, progress)

@@ -23,41 +23,64 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def _numeric_shares(reference: dict, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    quantiles = np.asarray(reference["quantiles"])
-    edges = np.unique(quantiles[::10])[1:-1]  # inner decile edges; ties (many zeros) merge bins
-    missing_e = reference["missing_share"]
-    expected = np.bincount(np.searchsorted(edges, quantiles, side="right"), minlength=len(edges) + 1) / len(quantiles)
-    numeric = pd.to_numeric(values, errors="coerce").to_numpy(float)
-    present = numeric[~np.isnan(numeric)]
-    actual = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1) / max(len(numeric), 1)
-    return np.r_[expected * (1 - missing_e), missing_e], np.r_[actual, np.isnan(numeric).mean() if len(numeric) else 0.0]
+class _Bins:
+    """Counts of one distribution over the reference's bins, added up chunk by chunk; the last
+    bin holds missing values (and, for categories, a bin before it values unseen in training)."""
+
+    def __init__(self, reference: dict):
+        missing = reference["missing_share"]
+        self.categories = list(reference.get("categories", {}))
+        if "categories" in reference:
+            self.expected = np.array([reference["categories"][c] * (1 - missing) for c in self.categories] + [0.0, missing])
+        else:
+            quantiles = np.asarray(reference["quantiles"])
+            self.edges = np.unique(quantiles[::10])[1:-1]  # inner decile edges; ties (many zeros) merge bins
+            inner = np.bincount(np.searchsorted(self.edges, quantiles, side="right"), minlength=len(self.edges) + 1)
+            self.expected = np.r_[inner / len(quantiles) * (1 - missing), missing]
+        self.counts = np.zeros(len(self.expected))
+
+    def add(self, values: pd.Series | np.ndarray) -> None:
+        if self.categories:
+            text = pd.Series(values).astype("string")
+            codes = pd.Categorical(text, categories=self.categories).codes  # -1: unseen or missing
+            found = np.bincount(codes[codes >= 0], minlength=len(self.categories))
+            self.counts += np.r_[found, int((text.notna().to_numpy() & (codes < 0)).sum()), int(text.isna().sum())]
+        else:
+            numeric = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+            present = numeric[~np.isnan(numeric)]
+            self.counts += np.r_[np.bincount(np.searchsorted(self.edges, present, side="right"), minlength=len(self.edges) + 1),
+                                 len(numeric) - len(present)]
+
+    def psi(self) -> float:
+        return psi(self.expected, self.counts / max(self.counts.sum(), 1))
 
 
-def _categorical_shares(reference: dict, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    known = list(reference["categories"])
-    missing_e = reference["missing_share"]
-    expected = [reference["categories"][c] * (1 - missing_e) for c in known] + [0.0, missing_e]
-    text = values.astype("string")
-    n = max(len(values), 1)
-    actual = [float((text == c).sum()) / n for c in known]
-    unseen = float((text.notna() & ~text.isin(known)).sum()) / n
-    return np.array(expected), np.array(actual + [unseen, float(text.isna().sum()) / n])
+class DriftCheck:
+    """PSI of every metric and of the churn probability against training, fed chunk by chunk."""
+
+    def __init__(self, model: HealthModel):
+        self.features = [f.code for f in model.features]
+        self.bins = {code: _Bins(model.reference_["features"][code]) for code in self.features}
+        q = np.asarray(model.reference_["probability_quantiles"])
+        self.score = _Bins({"quantiles": q[:: len(q) // 100].tolist(), "missing_share": 0.0})
+
+    def add(self, rows: pd.DataFrame, churn_probability: np.ndarray) -> None:
+        for code in self.features:
+            self.bins[code].add(rows[code])
+        self.score.add(churn_probability)
+
+    def report(self) -> dict:
+        metrics = {code: self.bins[code].psi() for code in self.features}
+        return {
+            "score_psi": self.score.psi(),
+            "metrics": metrics,
+            "watch": sorted((c for c, v in metrics.items() if WATCH < v <= ACT), key=lambda c: -metrics[c]),
+            "act": sorted((c for c, v in metrics.items() if v > ACT), key=lambda c: -metrics[c]),
+        }
 
 
 def drift_report(model: HealthModel, frame: pd.DataFrame, churn_probability: np.ndarray) -> dict:
     """PSI of every metric and of the churn-probability distribution against training."""
-    metrics = {}
-    for f in model.features:
-        ref = model.reference_["features"][f.code]
-        shares = _categorical_shares if f.kind == "categorical" else _numeric_shares
-        metrics[f.code] = psi(*shares(ref, frame[f.code]))
-    q = np.asarray(model.reference_["probability_quantiles"])
-    score_ref = {"quantiles": q[:: len(q) // 100].tolist(), "missing_share": 0.0}
-    score = psi(*_numeric_shares(score_ref, pd.Series(churn_probability)))
-    return {
-        "score_psi": score,
-        "metrics": metrics,
-        "watch": sorted((c for c, v in metrics.items() if WATCH < v <= ACT), key=lambda c: -metrics[c]),
-        "act": sorted((c for c, v in metrics.items() if v > ACT), key=lambda c: -metrics[c]),
-    }
+    check = DriftCheck(model)
+    check.add(frame, churn_probability)
+    return check.report()

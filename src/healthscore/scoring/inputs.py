@@ -1,0 +1,138 @@
+"""Where the accounts to score come from, read a chunk at a time so memory follows the chunk.
+
+Every input says how many rows it has, which account keys occur more than once (found by a pass
+over the key columns alone) and yields chunks of rows numbered from 1 as in the input. A row the
+reader cannot read (a value that is not a number, an as_of that is not a date) is handed back as
+a rejection with its reason instead of a row, so input rows = scored rows + rejected rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from healthscore.config import Config
+from healthscore.dataset import METADATA_KEY, FeatureSpec, conform, stream_dataset
+from healthscore.sources import EXCLUSION_COLUMNS
+
+REJECTION_COLUMNS = ["row", "account_id", "column", "value", "reason"]
+
+
+def no_rejections() -> pd.DataFrame:
+    return pd.DataFrame(columns=REJECTION_COLUMNS)
+
+
+def no_exclusions() -> pd.DataFrame:
+    return pd.DataFrame(columns=EXCLUSION_COLUMNS)
+
+
+@dataclass
+class Chunk:
+    rows: pd.DataFrame  # index: 1-based input row numbers; account_id, features, maybe as_of and attributes
+    rejected: pd.DataFrame = field(default_factory=no_rejections)  # rows read but unreadable, not in `rows`
+
+
+class ScoringInput(Protocol):
+    rows: int  # input rows in all
+    description: str  # what is read, for the run's metadata
+    exclusions: pd.DataFrame  # raw-table rows the source checks set aside before any account was built
+
+    def duplicate_keys(self) -> set[str]:
+        """Keys (see `row_keys`) of accounts that occur more than once: none of their rows is scored,
+        as nobody can say which one is right."""
+
+    def chunks(self, size: int) -> Iterator[Chunk]: ...
+
+
+def row_keys(ids: pd.Series, as_of: pd.Series | None = None) -> pd.Series:
+    """An account is one row per as_of: the id, and the as_of when the input has several dates."""
+    keys = ids.astype("string").str.strip()
+    return keys if as_of is None else keys + "|" + as_of.astype("string").fillna("")
+
+
+def repeated(keys: pd.Series) -> set[str]:
+    keys = keys.dropna()
+    return set(keys[keys.duplicated()])
+
+
+class FrameInput:
+    """A frame already in memory (the Python API, notebooks, tests)."""
+
+    def __init__(self, frame: pd.DataFrame, description: str = "data frame"):
+        self.frame = frame.reset_index(drop=True)
+        self.frame.index = self.frame.index + 1
+        self.rows, self.description = len(self.frame), description
+        self.exclusions = no_exclusions()
+
+    def duplicate_keys(self) -> set[str]:
+        if "account_id" not in self.frame:
+            return set()
+        return repeated(row_keys(self.frame["account_id"], self.frame.get("as_of")))
+
+    def chunks(self, size: int) -> Iterator[Chunk]:
+        for start in range(0, len(self.frame), size):
+            yield Chunk(self.frame.iloc[start:start + size])
+
+
+class DatasetFileInput:
+    """A dataset Parquet file written by `build-dataset` (features by code), read in row batches."""
+
+    def __init__(self, path: Path, features: list[FeatureSpec]):
+        self.path, self.features = path, features
+        self.file = pq.ParquetFile(path)
+        self.rows, self.description = self.file.metadata.num_rows, str(path)
+        self.has_as_of = "as_of" in self.file.schema_arrow.names
+        self.exclusions = no_exclusions()  # reported when the dataset was built
+
+    def duplicate_keys(self) -> set[str]:
+        keys = self.file.read(columns=["account_id", "as_of"] if self.has_as_of else ["account_id"]).to_pandas()
+        return repeated(row_keys(keys["account_id"], keys.get("as_of")))
+
+    def chunks(self, size: int) -> Iterator[Chunk]:
+        start = 1
+        for batch in self.file.iter_batches(batch_size=size):
+            frame = conform(batch.to_pandas(), self.features)
+            frame.index = range(start, start + len(frame))
+            start += len(frame)
+            yield Chunk(frame)
+
+
+class RawTablesInput:
+    """The base at one as_of, built from the config's raw tables by the code that built the
+    training data (no train/serve skew), fetched from DuckDB in batches."""
+
+    def __init__(self, config: Config, as_of: dt.date, features: list[FeatureSpec], progress=None):
+        self.stream = stream_dataset(config, as_of, progress=progress)
+        self.features = features
+        self.rows, self.description = self.stream.rows, f"raw tables at {as_of}"
+        self.exclusions = self.stream.exclusions
+
+    def duplicate_keys(self) -> set[str]:
+        return set()  # one row per account by construction (observations are keyed by account)
+
+    def chunks(self, size: int) -> Iterator[Chunk]:
+        start = 1
+        for frame in self.stream.batches(size):
+            frame = conform(frame, self.features)
+            frame.index = range(start, start + len(frame))
+            start += len(frame)
+            yield Chunk(frame)
+
+
+def open_table(path: Path, id_column: str | None, features: list[FeatureSpec]) -> ScoringInput:
+    """A dataset file from `build-dataset`, or a user's own snapshot table read the way the
+    model's training table was read."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
+        meta = pq.read_schema(path).metadata or {}
+        if METADATA_KEY in meta:
+            return DatasetFileInput(path, features)
+    from healthscore.scoring.snapshot_input import SnapshotTableInput
+
+    return SnapshotTableInput(path, id_column or "account_id", features)
