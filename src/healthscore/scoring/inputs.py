@@ -95,20 +95,15 @@ class DatasetFileInput:
         return repeated(row_keys(keys["account_id"], keys.get("as_of")))
 
     def chunks(self, size: int) -> Iterator[Chunk]:
-        start = 1
-        for batch in self.file.iter_batches(batch_size=size):
-            frame = conform(batch.to_pandas(), self.features)
-            frame.index = range(start, start + len(frame))
-            start += len(frame)
-            yield Chunk(frame)
+        return _numbered((batch.to_pandas() for batch in self.file.iter_batches(batch_size=size)), self.features)
 
 
 class RawTablesInput:
     """The base at one as_of, built from the config's raw tables by the code that built the
     training data (no train/serve skew), fetched from DuckDB in batches."""
 
-    def __init__(self, config: Config, as_of: dt.date, features: list[FeatureSpec], progress=None):
-        self.stream = stream_dataset(config, as_of, progress=progress)
+    def __init__(self, config: Config, as_of: dt.date, features: list[FeatureSpec]):
+        self.stream = stream_dataset(config, as_of)
         self.features = features
         self.rows, self.description = self.stream.rows, f"raw tables at {as_of}"
         self.exclusions = self.stream.exclusions
@@ -117,12 +112,17 @@ class RawTablesInput:
         return set()  # one row per account by construction (observations are keyed by account)
 
     def chunks(self, size: int) -> Iterator[Chunk]:
-        start = 1
-        for frame in self.stream.batches(size):
-            frame = conform(frame, self.features)
-            frame.index = range(start, start + len(frame))
-            start += len(frame)
-            yield Chunk(frame)
+        return _numbered(self.stream.batches(size), self.features)
+
+
+def _numbered(frames: Iterator[pd.DataFrame], features: list[FeatureSpec]) -> Iterator[Chunk]:
+    """Chunks typed as in training, their rows numbered from 1 across the whole input."""
+    start = 1
+    for frame in frames:
+        frame = conform(frame, features)
+        frame.index = range(start, start + len(frame))
+        start += len(frame)
+        yield Chunk(frame)
 
 
 def open_table(path: Path, id_column: str | None, features: list[FeatureSpec]) -> ScoringInput:
