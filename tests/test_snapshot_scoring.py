@@ -160,6 +160,19 @@ def test_parquet_with_as_of_read_in_batches(tmp_path):
     assert set(row_keys(rows["account_id"], rows["as_of"])) >= table.duplicate_keys()
 
 
+def test_an_as_of_column_named_by_the_user(tmp_path):
+    """--as-of-column at training has its twin at scoring: a column called 'period' is the as_of."""
+    frame = accounts(40, seed=1).assign(period="2024-06-30", Churned=np.where(np.arange(40) % 4 == 0, "yes", "no"))
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    ds = build_snapshot_dataset(tmp_path / "train.csv", "Customer ID", "Churned", as_of_column="period")
+    new = write(tmp_path, frame.drop(columns="Churned").head(5))
+    with pytest.raises(DataError, match="counts days before each row's as_of"):
+        SnapshotTableInput(new, "Customer ID", ds.spec.features)
+    rows, rejected = read_all(SnapshotTableInput(new, "Customer ID", ds.spec.features, as_of_column="Period"), 2)
+    assert rejected.empty and set(rows["as_of"]) == {D(2024, 6, 30)}
+    pd.testing.assert_series_equal(rows["days_since_last_login"], ds.frame["days_since_last_login"].head(5).set_axis(rows.index))
+
+
 def test_a_csv_trained_model_scores_a_typed_parquet_file_alike(tmp_path):
     ds = training(tmp_path)
     new = accounts(6, seed=7)

@@ -241,10 +241,11 @@ def score(
     out: Annotated[Path, typer.Option(help="Scores file to write (.parquet or .csv).")],
     config: ConfigOpt = None,
     as_of: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"], help=(
-        "Observation date (with --config; with --table: the date of a table without an as_of column, default today)."))] = None,
+        "Observation date (with --config; with --table it sets every row's as_of: default the table's own, or today)."))] = None,
     model: Annotated[str, typer.Option(help="models:/name@alias, models:/name/version, or a folder under models/.")] = "models:/customer-health@champion",
     table: TableOpt = None,
     id_column: IdOpt = None,
+    as_of_column: AsOfOpt = None,
     history: Annotated[Path, typer.Option(help="Score history database (DuckDB).")] = Path("scores.duckdb"),
     chunk_size: Annotated[int, typer.Option(help="Accounts scored per chunk: memory follows the chunk.")] = 50_000,
     max_rejected: Annotated[float, typer.Option(help="Fail when more than this share of rows cannot be scored.")] = 0.01,
@@ -266,8 +267,8 @@ def score(
                     tasks[step] = bar.add_task(step, total=total)
                 bar.update(tasks[step], completed=done, total=total)
 
-            run = score_accounts(out, model, cfg, as_of.date() if as_of else None, table, id_column, history, chunk_size,
-                                 max_rejected, progress)
+            run = score_accounts(out, model, cfg, as_of.date() if as_of else None, table, id_column, as_of_column, history,
+                                 chunk_size, max_rejected, progress)
     except TooManyRejected as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=1)

@@ -125,9 +125,9 @@ def _numbered(frames: Iterator[pd.DataFrame], features: list[FeatureSpec]) -> It
         yield Chunk(frame)
 
 
-def open_table(path: Path, id_column: str | None, features: list[FeatureSpec]) -> ScoringInput:
+def open_table(path: Path, id_column: str | None, features: list[FeatureSpec], as_of_column: str | None = None) -> ScoringInput:
     """A dataset file from `build-dataset`, or a user's own snapshot table read the way the
-    model's training table was read."""
+    model's training table was read (its as_of column found by name unless given)."""
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
         meta = pq.read_schema(path).metadata or {}
@@ -135,4 +135,4 @@ def open_table(path: Path, id_column: str | None, features: list[FeatureSpec]) -
             return DatasetFileInput(path, features)
     from healthscore.scoring.snapshot_input import SnapshotTableInput
 
-    return SnapshotTableInput(path, id_column or "account_id", features)
+    return SnapshotTableInput(path, id_column or "account_id", features, as_of_column)

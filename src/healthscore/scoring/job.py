@@ -24,6 +24,7 @@ def score_accounts(
     as_of: dt.date | None = None,
     table: Path | pd.DataFrame | None = None,
     id_column: str | None = None,
+    as_of_column: str | None = None,
     history: Path | None = DEFAULT_HISTORY,
     chunk_size: int = DEFAULT_CHUNK,
     max_rejected_share: float = 0.01,
@@ -43,7 +44,7 @@ def score_accounts(
     elif isinstance(table, pd.DataFrame):
         source = FrameInput(table)
     elif table is not None:
-        source = open_table(Path(table), id_column, health_model.features)
+        source = open_table(Path(table), id_column, health_model.features, as_of_column)
     else:
         raise ValueError("score needs a config (raw tables) or a table of metrics")
     run = score_input(health_model, ref, source, output, as_of, chunk_size, max_rejected_share,

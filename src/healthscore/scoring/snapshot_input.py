@@ -50,7 +50,7 @@ class _Scan:
 class SnapshotTableInput:
     """A snapshot table (CSV, CSV.gz, TSV or Parquet) with the columns the model was trained on."""
 
-    def __init__(self, path: Path, id_column: str, features: list[FeatureSpec]):
+    def __init__(self, path: Path, id_column: str, features: list[FeatureSpec], as_of_column: str | None = None):
         self.path, self.features = Path(path), features
         self.description = str(self.path)
         self.exclusions = no_exclusions()  # unreadable rows are rejections, chunk by chunk
@@ -71,7 +71,10 @@ class SnapshotTableInput:
         self.id = find_column(self.path, columns, id_column, "id")
         self.sources = {f.code: find_column(self.path, columns, f.reading.source, f"feature {f.code}:") for f in features}
         taken = {self.id, *self.sources.values()}
-        candidates = [c for c in columns if _snake(c) in AS_OF_NAMES and c not in taken]
+        if as_of_column:
+            candidates = [find_column(self.path, columns, as_of_column, "as_of")]
+        else:
+            candidates = [c for c in columns if _snake(c) in AS_OF_NAMES and c not in taken]
         self.as_of = candidates[0] if len(candidates) == 1 else None  # several: none, as in training
         needs_as_of = [f.code for f in features if f.reading.how == "date" and f.reading.days_before == "as_of"]
         if needs_as_of and self.as_of is None:
