@@ -16,7 +16,7 @@ from healthscore.scoring.batch import ModelRef, TooManyRejected, rejected_path_f
 from healthscore.scoring.drift import ACT, drift_report
 from healthscore.scoring.reasons import explain, rank_phrase, text_for
 from healthscore.dataset import Dataset, FeatureSpec
-from healthscore.scoring.inputs import open_table
+from healthscore.scoring.inputs import FrameInput, open_table
 from synthetic import synthetic_dataset
 
 REF = ModelRef("customer-health", "7", "run123")
@@ -96,6 +96,25 @@ def test_every_input_row_is_scored_or_rejected(trained, tmp_path):
     lowest = scored.nsmallest(5, "health_score")
     assert [r["account_id"] for r in meta["riskiest"]] == list(lowest["account_id"])
     assert [r["reason_1_text"] for r in meta["riskiest"]] == list(lowest["reason_1_text"])
+
+
+def test_a_given_as_of_makes_an_account_twice_a_duplicate(trained, tmp_path):
+    """The as_of given to the run is every row's: two dates of one account become one key."""
+    result, data = trained
+    before, last = sorted(data.frame.as_of.unique())[-2:]
+    latest = data.frame[data.frame.as_of == last]
+    earlier = data.frame[(data.frame.as_of == before) & data.frame.account_id.isin(latest.account_id.head(20))]
+    frame = pd.concat([earlier, latest])  # 20 accounts at two dates
+    path = Dataset(frame.copy(), data.spec).write(tmp_path / "features.parquet")
+    for source in (FrameInput(frame), open_table(path, None, result.model.features)):
+        assert source.duplicate_keys() == set()
+        out = tmp_path / "scores.parquet"
+        with pytest.raises(TooManyRejected):
+            score_input(result.model, REF, source, out, AS_OF)
+        rejected = pd.read_parquet(rejected_path_for(out))
+        assert len(rejected) == 40 and set(rejected["reason"]) == {"duplicate account id"}
+        scored = pd.read_parquet(out)
+        assert len(scored) == len(latest) - 20 and scored["account_id"].is_unique and set(scored["as_of"]) == {AS_OF}
 
 
 def test_a_run_where_nothing_can_be_scored_writes_no_scores(trained, tmp_path):

@@ -66,14 +66,14 @@ def load_model(ref: str) -> tuple[HealthModel, ModelRef]:
                            registration.get("run_id", ""))
 
 
-def rejections(model: HealthModel, frame: pd.DataFrame, duplicates: set[str]) -> pd.DataFrame:
+def rejections(model: HealthModel, frame: pd.DataFrame, duplicates: set[str], by_as_of: bool = True) -> pd.DataFrame:
     """Rows of a chunk that cannot be scored and why. Missing metric values are legal (LightGBM
-    handles them); `duplicates` are the keys the whole input repeats."""
+    handles them); `duplicates` are the keys the whole input repeats (see `duplicate_keys`)."""
     found = []
     ids = frame["account_id"] if "account_id" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     missing_id = ids.isna() | (ids.astype("string").str.strip() == "")
     found.append(pd.DataFrame({"row": frame.index[missing_id], "column": "account_id", "value": None, "reason": "missing account id"}))
-    dupes = row_keys(ids, frame.get("as_of")).isin(duplicates).fillna(False) & ~missing_id
+    dupes = row_keys(ids, frame.get("as_of") if by_as_of else None).isin(duplicates).fillna(False) & ~missing_id
     found.append(pd.DataFrame({"row": frame.index[dupes], "column": "account_id", "value": ids[dupes].astype(str),
                                "reason": "duplicate account id"}))
     for f in model.features:
@@ -198,13 +198,14 @@ def score_input(
     rejections beside it and the run's metadata (counts, tiers, drift, the riskiest accounts)."""
     started = time.perf_counter()
     scored_at = scored_now()
-    duplicates = source.duplicate_keys()
+    by_as_of = as_of is None  # a given as_of is every row's: an account twice is then a duplicate
+    duplicates = source.duplicate_keys(by_as_of)
     tiers = dict.fromkeys(("healthy", "at_risk", "unhealthy"), 0)
     drift, riskiest, rejected, done, scored = DriftCheck(model), _Riskiest(), [], 0, 0
     writer = _ChunkWriter(output)
     try:
         for chunk in source.chunks(chunk_size):
-            bad = rejections(model, chunk.rows, duplicates)
+            bad = rejections(model, chunk.rows, duplicates, by_as_of)
             rejected += [r for r in (chunk.rejected, bad) if len(r)]
             good = chunk.rows.drop(index=bad["row"])
             if len(good):

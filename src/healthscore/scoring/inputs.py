@@ -43,9 +43,10 @@ class ScoringInput(Protocol):
     description: str  # what is read, for the run's metadata
     exclusions: pd.DataFrame  # raw-table rows the source checks set aside before any account was built
 
-    def duplicate_keys(self) -> set[str]:
+    def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         """Keys (see `row_keys`) of accounts that occur more than once: none of their rows is scored,
-        as nobody can say which one is right."""
+        as nobody can say which one is right. By id alone (`by_as_of` False) when the run gives
+        every row one as_of."""
 
     def chunks(self, size: int) -> Iterator[Chunk]: ...
 
@@ -70,10 +71,10 @@ class FrameInput:
         self.rows, self.description = len(self.frame), description
         self.exclusions = no_exclusions()
 
-    def duplicate_keys(self) -> set[str]:
+    def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         if "account_id" not in self.frame:
             return set()
-        return repeated(row_keys(self.frame["account_id"], self.frame.get("as_of")))
+        return repeated(row_keys(self.frame["account_id"], self.frame.get("as_of") if by_as_of else None))
 
     def chunks(self, size: int) -> Iterator[Chunk]:
         for start in range(0, len(self.frame), size):
@@ -90,36 +91,34 @@ class DatasetFileInput:
         self.has_as_of = "as_of" in self.file.schema_arrow.names
         self.exclusions = no_exclusions()  # reported when the dataset was built
 
-    def duplicate_keys(self) -> set[str]:
-        keys = self.file.read(columns=["account_id", "as_of"] if self.has_as_of else ["account_id"]).to_pandas()
+    def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
+        keys = self.file.read(columns=["account_id", "as_of"] if self.has_as_of and by_as_of else ["account_id"]).to_pandas()
         return repeated(row_keys(keys["account_id"], keys.get("as_of")))
 
     def chunks(self, size: int) -> Iterator[Chunk]:
-        return _numbered((batch.to_pandas() for batch in self.file.iter_batches(batch_size=size)), self.features)
+        return _numbered(conform(batch.to_pandas(), self.features) for batch in self.file.iter_batches(batch_size=size))
 
 
 class RawTablesInput:
     """The base at one as_of, built from the config's raw tables by the code that built the
     training data (no train/serve skew), fetched from DuckDB in batches."""
 
-    def __init__(self, config: Config, as_of: dt.date, features: list[FeatureSpec]):
+    def __init__(self, config: Config, as_of: dt.date):
         self.stream = stream_dataset(config, as_of)
-        self.features = features
         self.rows, self.description = self.stream.rows, f"raw tables at {as_of}"
         self.exclusions = self.stream.exclusions
 
-    def duplicate_keys(self) -> set[str]:
+    def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         return set()  # one row per account by construction (observations are keyed by account)
 
     def chunks(self, size: int) -> Iterator[Chunk]:
-        return _numbered(self.stream.batches(size), self.features)
+        return _numbered(self.stream.batches(size))  # typed as in training by the stream
 
 
-def _numbered(frames: Iterator[pd.DataFrame], features: list[FeatureSpec]) -> Iterator[Chunk]:
-    """Chunks typed as in training, their rows numbered from 1 across the whole input."""
+def _numbered(frames: Iterator[pd.DataFrame]) -> Iterator[Chunk]:
+    """Chunks with their rows numbered from 1 across the whole input."""
     start = 1
     for frame in frames:
-        frame = conform(frame, features)
         frame.index = range(start, start + len(frame))
         start += len(frame)
         yield Chunk(frame)

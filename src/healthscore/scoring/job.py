@@ -40,7 +40,7 @@ def score_accounts(
         if as_of is None:
             raise ValueError("scoring from the raw tables needs an as_of date")
         say("building metrics", 0, 1)
-        source = RawTablesInput(config, as_of, health_model.features)
+        source = RawTablesInput(config, as_of)
     elif isinstance(table, pd.DataFrame):
         source = FrameInput(table)
     elif table is not None:

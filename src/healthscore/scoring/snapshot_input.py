@@ -42,7 +42,8 @@ NOT_READ = {"number": "{} is not a number", "text_number": "{} is not a number",
 @dataclass
 class _Scan:
     rows: int
-    duplicates: set[str]
+    duplicates: set[str]  # by id and as_of
+    duplicate_ids: set[str]  # by id alone
     as_of_reading: ColumnReading | None  # decided on the whole column, as in training
     latest: pd.Timestamp  # NaT when no feature counts days before the file's latest date
 
@@ -90,8 +91,8 @@ class SnapshotTableInput:
         """From the Parquet metadata; a CSV is counted by the first pass."""
         return self.file.metadata.num_rows if self.parquet else self._scan.rows
 
-    def duplicate_keys(self) -> set[str]:
-        return self._scan.duplicates
+    def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
+        return self._scan.duplicates if by_as_of else self._scan.duplicate_ids
 
     def chunks(self, size: int) -> Iterator[Chunk]:
         scan = self._scan
@@ -130,7 +131,7 @@ class SnapshotTableInput:
                 dates = pd.concat([parse_column(frame[self.sources[f.code]], f.reading)[0] for f in self.latest], axis=1)
                 latest.append(dates.max(axis=1))
         if not ids:
-            return _Scan(0, set(), None, pd.NaT)
+            return _Scan(0, set(), set(), None, pd.NaT)
         ids = pd.concat(ids)
         reading, keys = None, row_keys(ids)
         if self.as_of:
@@ -147,7 +148,7 @@ class SnapshotTableInput:
         if latest:
             kept = ids.notna() & ~keys.isin(duplicates)
             ref = pd.concat(latest)[kept].max()
-        return _Scan(len(ids), duplicates, reading, ref)
+        return _Scan(len(ids), duplicates, repeated(row_keys(ids)), reading, ref)
 
     def _frames(self, columns: list[str], size: int) -> Iterator[pd.DataFrame]:
         """`columns` of the file, `size` rows at a time, indexed by 1-based row number."""
