@@ -41,7 +41,7 @@ def test_reason_codes_find_the_real_causes(demo):
     model = result.model
     test = result.test
     unhealthy = test[model.predict(test) == "unhealthy"]
-    pts, _, _ = points(model, unhealthy)
+    pts, _ = points(model, unhealthy)
     family = {f.code: f.family for f in model.features}
     reason_1 = pts.idxmin(axis=1).map(family)
     truth = pd.read_parquet(folder / "ground_truth" / "drivers.parquet")

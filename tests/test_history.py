@@ -90,7 +90,7 @@ def db(tmp_path):
     """Two days under model 1, and day 2 rescored later for one account by model 2."""
     path = tmp_path / "scores.duckdb"
     record_run(path, write_scores(tmp_path / "d1.parquet", D1, DAY1), meta(D1), FEATURES)
-    record_run(path, write_scores(tmp_path / "d2.parquet", D2, DAY2), meta(D2), FEATURES, drift={"score_psi": 0.02})
+    record_run(path, write_scores(tmp_path / "d2.parquet", D2, DAY2), meta(D2) | {"drift": {"score_psi": 0.02}}, FEATURES)
     record_run(path, write_scores(tmp_path / "d2v2.parquet", D2, DAY2_MODEL2, "2", f"{D2}T09:00:00+00:00"), meta(D2, "2"), FEATURES)
     return path
 

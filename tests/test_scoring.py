@@ -45,6 +45,15 @@ def test_baseline_plus_points_is_the_health_score_for_every_account(trained):
     assert (reasons["reason_1_points"] <= reasons["reason_2_points"]).where(reasons["reason_2_points"].notna(), True).all()
 
 
+def test_scores_and_tiers_are_the_models_own_predictions(trained):
+    """Not recomputed from the SHAP sum, which may differ in the last bit and flip a cut-off row."""
+    result, data = trained
+    rows = data.frame
+    out = batch.score_rows(result.model, REF, rows, AS_OF, batch.scored_now())
+    np.testing.assert_array_equal(out["churn_probability"], result.model.predict_proba(rows)[:, 1])
+    assert list(out["tier"]) == list(result.model.predict(rows))
+
+
 def test_reason_codes_and_texts_speak_plainly(trained):
     result, data = trained
     reasons = explain(result.model, data.frame)
@@ -150,6 +159,19 @@ def test_chunked_output_equals_one_chunk_and_csv_works(trained, tmp_path):
     assert len(many) == len(one) == len(frame)
     np.testing.assert_allclose(many["health_score"], one["health_score"])
     assert list(many["reason_1_code"].fillna("")) == list(one["reason_1_code"].fillna(""))
+
+
+def test_a_chunk_without_any_third_reason_still_writes_text_columns(trained, tmp_path):
+    """One row per chunk: chunks whose optional columns are all empty must not fix the file's schema."""
+    result, data = trained
+    frame = data.frame.drop_duplicates("account_id").head(60).reset_index(drop=True)
+    frame.loc[[0, 30], "account_id"] = None  # a rejection chunk of its own, twice
+    score_frame(result.model, REF, frame, tmp_path / "one.parquet", AS_OF, chunk_size=1, max_rejected_share=0.5)
+    score_frame(result.model, REF, frame, tmp_path / "all.parquet", AS_OF, chunk_size=100, max_rejected_share=0.5)
+    one, whole = pd.read_parquet(tmp_path / "one.parquet"), pd.read_parquet(tmp_path / "all.parquet")
+    assert one["reason_3_code"].isna().any() and len(one) == 58
+    pd.testing.assert_frame_equal(one.drop(columns="scored_at"), whole.drop(columns="scored_at"))
+    assert pd.read_parquet(tmp_path / "one.rejected.parquet")["row"].tolist() == [1, 31]
 
 
 def test_an_interrupted_run_leaves_no_partial_output(trained, tmp_path, monkeypatch):

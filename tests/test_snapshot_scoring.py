@@ -261,6 +261,10 @@ def test_train_and_score_a_snapshot_table_through_the_command(project):
     assert set(scores["model_version"]) == {"1"} and scores["account_name"].str.startswith("Client ").all()
     assert (scores["as_of"] == pd.to_datetime(scores["scored_at"]).dt.date).all()  # no dates in the table: the day it is scored
 
+    strict = run("score", "--table", project / "today.csv", "--id-column", "Customer ID", "--model",
+                 "models:/customer-health@challenger", "--out", project / "strict.parquet", "--max-rejected", 0.001)
+    assert strict.exit_code == 1 and "2 of 300 rows (0.7%) could not be scored" in strict.output
+
     clean = today.drop(index=[7, 12])
     clean.to_csv(project / "clean.csv", index=False)
     built = build_snapshot_dataset(project / "clean.csv", "Customer ID").frame

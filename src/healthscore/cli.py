@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,12 +14,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from healthscore.config import ConfigError, load_config
-from healthscore.history_cli import changes_cmd, explain_cmd
+from healthscore.history_cli import TIER_COLORS, changes_cmd, explain_cmd
+from healthscore.scoring.batch import DEFAULT_CHUNK, MAX_REJECTED_SHARE, TooManyRejected
+from healthscore.scoring.history import DEFAULT_DB
+from healthscore.scoring.job import DEFAULT_MODEL
 from healthscore.report_cli import report_cmd
 from healthscore.sources import DataError
 
 app = typer.Typer(help="Calibrated, explainable customer health scores.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
+
+
+@contextmanager
+def _steps() -> Iterator[Callable[[str, int, int], None]]:
+    """A Rich progress bar per named step; yields the `progress(step, done, total)` callback."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        yield progress
 
 
 def _fail(exc: Exception) -> None:
@@ -76,14 +95,7 @@ def generate(
     """Write a synthetic B2B SaaS customer base with known churn truth (and a ready config)."""
     from healthscore.demo import generate_demo
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bar.add_task(step, total=total)
-            bar.update(tasks[step], completed=done, total=total)
-
+    with _steps() as progress:
         summary = generate_demo(out, accounts=accounts, months=months, start=start.date(), seed=seed, progress=progress)
     table = Table(title=f"Demo customer base in {out}")
     table.add_column("table")
@@ -219,15 +231,16 @@ def promote(
     id_column: IdOpt = None,
     label_column: LabelOpt = "churned",
     as_of_column: AsOfOpt = None,
-    name: Annotated[str, typer.Option(help="Registered model name.")] = "customer-health",
+    name: Annotated[Optional[str], typer.Option(help="Registered model name (default from config: customer-health).")] = None,
     force: Annotated[bool, typer.Option(help="Promote even if the challenger is worse.")] = False,
 ) -> None:
     """Move the 'champion' alias to the challenger if it is not worse on the latest labelled data."""
+    from healthscore.model.settings import TrainingConfig
     from healthscore.registry import promote as run_promotion
 
-    data, _ = _load_dataset(config, dataset, table, id_column, label_column, as_of_column)
+    data, cfg = _load_dataset(config, dataset, table, id_column, label_column, as_of_column)
     try:
-        outcome = run_promotion(data, name, force)
+        outcome = run_promotion(data, name or (cfg.model if cfg else TrainingConfig()).registered_name, force)
     except ValueError as exc:
         _fail(exc)
     _print_frame(outcome.comparison[["roc_auc", "pr_auc", "brier", "ece", "top_decile_lift"]].T, "Latest labelled slice")
@@ -242,16 +255,15 @@ def score(
     config: ConfigOpt = None,
     as_of: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"], help=(
         "Observation date (with --config; with --table it sets every row's as_of: default the table's own, or today)."))] = None,
-    model: Annotated[str, typer.Option(help="models:/name@alias, models:/name/version, or a folder under models/.")] = "models:/customer-health@champion",
+    model: Annotated[str, typer.Option(help="models:/name@alias, models:/name/version, or a folder under models/.")] = DEFAULT_MODEL,
     table: TableOpt = None,
     id_column: IdOpt = None,
     as_of_column: AsOfOpt = None,
-    history: Annotated[Path, typer.Option(help="Score history database (DuckDB).")] = Path("scores.duckdb"),
-    chunk_size: Annotated[int, typer.Option(help="Accounts scored per chunk: memory follows the chunk.")] = 50_000,
-    max_rejected: Annotated[float, typer.Option(help="Fail when more than this share of rows cannot be scored.")] = 0.01,
+    history: Annotated[Path, typer.Option(help="Score history database (DuckDB).")] = DEFAULT_DB,
+    chunk_size: Annotated[int, typer.Option(help="Accounts scored per chunk: memory follows the chunk.")] = DEFAULT_CHUNK,
+    max_rejected: Annotated[float, typer.Option(help="Fail when more than this share of rows cannot be scored.")] = MAX_REJECTED_SHARE,
 ) -> None:
     """Score every account: calibrated health score, tier, reason codes; recorded in the history."""
-    from healthscore.scoring.batch import TooManyRejected
     from healthscore.scoring.drift import ACT, WATCH
     from healthscore.scoring.job import score_accounts
 
@@ -259,14 +271,7 @@ def score(
         _fail(ValueError("give --config with --as-of, or --table (a dataset file or your snapshot table, with --id-column)"))
     try:
         cfg = load_config(config) if config else None
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(step: str, done: int, total: int) -> None:
-                if step not in tasks:
-                    tasks[step] = bar.add_task(step, total=total)
-                bar.update(tasks[step], completed=done, total=total)
-
+        with _steps() as progress:
             run = score_accounts(out, model, cfg, as_of.date() if as_of else None, table, id_column, as_of_column, history,
                                  chunk_size, max_rejected, progress)
     except TooManyRejected as exc:
@@ -292,9 +297,8 @@ def _print_score_summary(run, out: Path, history: Path, watch: float, act: float
     tiers = Table(title="Accounts per tier")
     for col in ("tier", "accounts", "share"):
         tiers.add_column(col, justify="right" if col != "tier" else "left")
-    colors = {"healthy": "green", "at_risk": "yellow", "unhealthy": "red"}
     for tier, n in meta["tiers"].items():
-        tiers.add_row(f"[{colors[tier]}]{tier}[/]", f"{n:,}", f"{n / max(meta['scored_rows'], 1):.0%}")
+        tiers.add_row(f"[{TIER_COLORS[tier]}]{tier}[/]", f"{n:,}", f"{n / max(meta['scored_rows'], 1):.0%}")
     console.print(tiers)
     risky = Table(title="Five riskiest accounts")
     for col in ("account", "score", "tier", "top reason"):

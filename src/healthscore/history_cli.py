@@ -14,12 +14,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from healthscore.model.tiers import TierPolicy
 from healthscore.scoring import history
 
 console = Console(stderr=False)
 
 # Tier names are fixed; labels and colours are the defaults of the tier policy.
-TIER_COLORS = {"healthy": "green", "at_risk": "yellow", "unhealthy": "red"}
+TIER_COLORS = TierPolicy().colors
 
 DbOpt = Annotated[Path, typer.Option("--db", help="Score history database (DuckDB), written by `healthscore score`.")]
 

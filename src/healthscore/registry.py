@@ -27,7 +27,7 @@ from healthscore.dataset import Dataset
 from healthscore.io import atomic_path
 from healthscore.model.evaluation import comparison_table, evaluate
 from healthscore.model.training import MODEL, TrainingResult
-from healthscore.scoring.batch import ModelRef, score_rows, scored_now
+from healthscore.scoring.batch import ModelRef, load_model, score_rows, scored_now
 
 EXPERIMENT = "healthscore"
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -176,7 +176,8 @@ def promote(dataset: Dataset, name: str = "customer-health", force: bool = False
     results = {}
     for alias, version in ((CHALLENGER, challenger), (CHAMPION, champion)):
         if version is not None:
-            scores = mlflow.pyfunc.load_model(f"models:/{name}@{alias}").predict(frame)
+            model, _ = load_model(f"models:/{name}@{alias}")  # scores alone: no reason texts to compare on
+            scores = model.score(frame)
             results[f"{alias} (v{version})"] = evaluate(y, scores["churn_probability"], scores["tier"])
     table = comparison_table(results)
     new, old = table.iloc[0], table.iloc[1] if champion else None

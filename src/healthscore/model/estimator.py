@@ -99,10 +99,11 @@ class HealthModel:
         below = np.interp(probability, q, PROBABILITY_QUANTILES, left=0.0, right=1.0)
         return 100.0 * (1.0 - below)
 
-    def score(self, X: pd.DataFrame, log_odds: np.ndarray | None = None) -> pd.DataFrame:
+    def score(self, X: pd.DataFrame) -> pd.DataFrame:
         """churn_probability, health_score (100 x (1 - p)), health_percentile, tier and its label/colour.
-        `log_odds`, when the caller has them already (the reason codes do), saves a prediction."""
-        p = self.calibrator_.transform(self.log_odds(X) if log_odds is None else log_odds)
+        From the booster's own margin, never the sum of SHAP contributions: that sum can differ in
+        the last bit, enough to move an account sitting on a tier cut-off."""
+        p = self.calibrator_.transform(self.log_odds(X))
         tier = self.tiers_.assign(p)
         return pd.DataFrame(
             {

@@ -53,12 +53,17 @@ def dataset_digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:16]
 
 
-def load_truth(path: Path, rows: pd.DataFrame) -> np.ndarray | None:
-    """The generator's true churn probabilities for these rows (demo data only)."""
+def load_truth(path: Path) -> pd.DataFrame | None:
+    """The generator's true churn probabilities by account and as_of (demo data only)."""
     if not path.exists():
         return None
     truth = pd.read_parquet(path).rename(columns={"p_churn_90d": "p"})
     truth["as_of"] = pd.to_datetime(truth["as_of"]).dt.date
+    return truth
+
+
+def truth_for(truth: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray | None:
+    """The true probabilities of these rows; None unless every row has one."""
     merged = rows[["account_id", "as_of"]].merge(truth, on=["account_id", "as_of"], how="left")
     return None if merged["p"].isna().any() else merged["p"].to_numpy()
 
@@ -96,12 +101,14 @@ def train(dataset: Dataset, config: TrainingConfig | None = None, truth: Path | 
     results = {}
     for name, predict in contenders.items():
         test[name] = predict(X_te)[:, 1]
-        tiers = config.tiers.thresholds(predict(X_tr)[:, 1]).assign(test[name])
-        results[name] = evaluate(y_te, test[name], tiers)
-    oracle = load_truth(truth, X_te) if truth and spec.as_of_column else None
+        # each contender's tiers are cut on its own training predictions; the model froze its own in fit
+        cuts = model.tiers_ if name == MODEL else config.tiers.thresholds(predict(X_tr)[:, 1])
+        results[name] = evaluate(y_te, test[name], cuts.assign(test[name]))
+    known = load_truth(truth) if truth and spec.as_of_column else None
+    oracle = truth_for(known, X_te) if known is not None else None
     if oracle is not None:
         test[ORACLE] = oracle
-        train_truth = load_truth(truth, X_tr)
+        train_truth = truth_for(known, X_tr)
         tiers = config.tiers.thresholds(train_truth).assign(oracle) if train_truth is not None else None
         results[ORACLE] = evaluate(y_te, oracle, tiers)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from healthscore.scoring.inputs import REJECTION_COLUMNS, FrameInput, ScoringInp
 from healthscore.scoring.reasons import explain
 
 DEFAULT_CHUNK = 50_000
+MAX_REJECTED_SHARE = 0.01  # more rejected than this and the input is probably broken: the run fails
 ATTRIBUTES = ("account_name", "csm_owner")
 
 
@@ -101,7 +103,7 @@ def scored_now() -> str:
 def score_rows(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.date | None, scored_at: str) -> pd.DataFrame:
     """The output contract for one chunk (see README, 'Scores')."""
     reasons = explain(model, rows)
-    scores = model.score(rows, log_odds=reasons.pop("log_odds").to_numpy())
+    scores = model.score(rows)
     out = pd.DataFrame({"account_id": rows["account_id"].astype(str).to_numpy()}, index=rows.index)
     # a snapshot without dates is the state of the accounts when it is scored
     out["as_of"] = as_of if as_of is not None else (rows["as_of"] if "as_of" in rows else dt.date.fromisoformat(scored_at[:10]))
@@ -114,10 +116,8 @@ def score_rows(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.
 
 @dataclass
 class ScoreRun:
-    output: Path
     rejected_path: Path | None
     metadata: dict
-    rejected: pd.DataFrame = field(repr=False)
 
 
 class TooManyRejected(RuntimeError):
@@ -136,7 +136,7 @@ class _ChunkWriter:
     """Appends chunks to a temporary Parquet or CSV file that replaces `path` only on success."""
 
     def __init__(self, path: Path):
-        self.path, self.csv = path, path.suffix.lower() == ".csv"
+        self.csv = path.suffix.lower() == ".csv"
         self._context = atomic_path(path)
         self.tmp = self._context.__enter__()
         self._parquet: pq.ParquetWriter | None = None
@@ -158,14 +158,29 @@ class _ChunkWriter:
         self._context.__exit__(None if ok else RuntimeError, None, None)
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    writer = _ChunkWriter(path)
-    try:
-        writer.write(frame)
-    except BaseException:
-        writer.close(ok=False)
-        raise
-    writer.close(ok=True)
+class _Clock:
+    """Seconds per step of the run, for the metadata: where the time went."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - start
+
+    def timed(self, step: str, items: Iterable) -> Iterator:
+        """`items`, with the time spent producing them counted under `step`."""
+        items = iter(items)
+        while True:
+            with self(step):
+                item = next(items, None)
+            if item is None:
+                return
+            yield item
 
 
 class _Riskiest:
@@ -191,68 +206,78 @@ def score_input(
     output: Path,
     as_of: dt.date | None = None,
     chunk_size: int = DEFAULT_CHUNK,
-    max_rejected_share: float = 0.01,
+    max_rejected_share: float = MAX_REJECTED_SHARE,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoreRun:
     """Score every row of `source` into `output` (.parquet/.csv) a chunk at a time, with the
-    rejections beside it and the run's metadata (counts, tiers, drift, the riskiest accounts)."""
-    started = time.perf_counter()
-    scored_at = scored_now()
+    rejections beside it and the run's metadata (counts, tiers, drift, timings, the riskiest)."""
+    clock, scored_at = _Clock(), scored_now()
     by_as_of = as_of is None  # a given as_of is every row's: an account twice is then a duplicate
-    duplicates = source.duplicate_keys(by_as_of)
+    with clock("finding duplicates"):
+        duplicates = source.duplicate_keys(by_as_of)
     tiers = dict.fromkeys(("healthy", "at_risk", "unhealthy"), 0)
-    drift, riskiest, rejected, done, scored = DriftCheck(model), _Riskiest(), [], 0, 0
-    writer = _ChunkWriter(output)
+    drift, riskiest, done, scored, rejected = DriftCheck(model), _Riskiest(), 0, 0, 0
+    reject_file = rejected_path_for(output)
+    writer, reject_writer = _ChunkWriter(output), _ChunkWriter(reject_file)
     try:
-        for chunk in source.chunks(chunk_size):
+        for chunk in clock.timed("reading", source.chunks(chunk_size)):
             bad = rejections(model, chunk.rows, duplicates, by_as_of)
-            rejected += [r for r in (chunk.rejected, bad) if len(r)]
+            if len(bad) or len(chunk.rejected):
+                reject_writer.write(_typed_rejections([chunk.rejected, bad]))
+                rejected += len(bad) + len(chunk.rejected)
             good = chunk.rows.drop(index=bad["row"])
             if len(good):
-                scores = score_rows(model, ref, good, as_of, scored_at)
-                writer.write(scores)
-                drift.add(good, scores["churn_probability"].to_numpy())
-                riskiest.add(scores)
-                for tier, n in scores["tier"].value_counts().items():
-                    tiers[tier] += int(n)
+                with clock("scoring and reasons"):
+                    scores = score_rows(model, ref, good, as_of, scored_at)
+                with clock("writing"):
+                    writer.write(scores)
+                with clock("drift and summary"):
+                    drift.add(good, scores["churn_probability"].to_numpy())
+                    riskiest.add(scores)
+                    for tier, n in scores["tier"].value_counts().items():
+                        tiers[tier] += int(n)
                 scored += len(good)
             done += len(chunk.rows) + len(chunk.rejected)
             if progress:
                 progress(done, source.rows)
     except BaseException:
         writer.close(ok=False)
+        reject_writer.close(ok=False)
         raise
     writer.close(ok=scored > 0)
-    rejected = pd.concat(rejected, ignore_index=True).sort_values("row", kind="stable") if rejected else no_rejections()
-    reject_file = rejected_path_for(output)
-    if len(rejected):
-        _write(rejected, reject_file)
-    elif reject_file.exists():
-        reject_file.unlink()
+    reject_writer.close(ok=rejected > 0)
+    if not rejected:
+        reject_file.unlink(missing_ok=True)  # a rejection file from an earlier run would mislead
     write_exclusions(source.exclusions, output)  # raw rows the source checks set aside: beside the scores, not lost
     if scored == 0:
         raise TooManyRejected(f"{source.description}: none of its {done:,} rows could be scored"
-                              + (f"; see {reject_file}" if len(rejected) else ""))
+                              + (f"; see {reject_file}" if rejected else ""))
     metadata = {
         "model": ref.__dict__, "as_of": str(as_of) if as_of else None, "scored_at": scored_at, "input": source.description,
-        "input_rows": done, "scored_rows": scored, "rejected_rows": len(rejected),
+        "input_rows": done, "scored_rows": scored, "rejected_rows": rejected,
         "excluded_source_rows": len(source.exclusions), "tiers": tiers,
-        "seconds": round(time.perf_counter() - started, 2), "output": str(output),
-        "drift": drift.report(), "riskiest": riskiest.records(),
+        "seconds": round(sum(clock.seconds.values()) + sum(source.timings.values()), 2),
+        "timings": {step: round(s, 2) for step, s in (source.timings | clock.seconds).items()},
+        "output": str(output), "drift": drift.report(), "riskiest": riskiest.records(),
     }
     with atomic_path(metadata_path_for(output)) as tmp:
         tmp.write_text(json.dumps(metadata, indent=1, default=str))
-    run = ScoreRun(output, reject_file if len(rejected) else None, metadata, rejected)
-    if done and len(rejected) / done > max_rejected_share:
+    if done and rejected / done > max_rejected_share:
         raise TooManyRejected(
-            f"{len(rejected)} of {done} rows ({len(rejected) / done:.1%}) could not be scored, more than the "
+            f"{rejected} of {done} rows ({rejected / done:.1%}) could not be scored, more than the "
             f"allowed {max_rejected_share:.1%}; see {reject_file}"
         )
-    return run
+    return ScoreRun(reject_file if rejected else None, metadata)
+
+
+def _typed_rejections(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One chunk's rejections in input order, typed alike in every chunk (one file schema)."""
+    frame = pd.concat([f for f in frames if len(f)], ignore_index=True).sort_values("row", kind="stable")
+    return frame.astype({"row": "int64"} | {c: "str" for c in REJECTION_COLUMNS if c != "row"})
 
 
 def score_frame(model: HealthModel, ref: ModelRef, frame: pd.DataFrame, output: Path, as_of: dt.date | None = None,
-                chunk_size: int = DEFAULT_CHUNK, max_rejected_share: float = 0.01,
+                chunk_size: int = DEFAULT_CHUNK, max_rejected_share: float = MAX_REJECTED_SHARE,
                 progress: Callable[[int, int], None] | None = None) -> ScoreRun:
     """`score_input` for a frame in memory (metrics as built for training)."""
     return score_input(model, ref, FrameInput(frame), output, as_of, chunk_size, max_rejected_share, progress)

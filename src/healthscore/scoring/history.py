@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from healthscore.dataset import FeatureSpec
-from healthscore.scoring.reasons import REASONS, format_value
+from healthscore.scoring.reasons import REASONS, format_value, points_text
 
 DEFAULT_DB = Path("scores.duckdb")
 
@@ -85,8 +85,7 @@ def _reader(path: Path) -> str:
     raise ValueError(f"{path}: scores files are .parquet or .csv")
 
 
-def record_run(db_path: str | Path, scores_path: str | Path, metadata: dict, features: list[FeatureSpec],
-               drift: dict | None = None) -> int:
+def record_run(db_path: str | Path, scores_path: str | Path, metadata: dict, features: list[FeatureSpec]) -> int:
     """Append a scores file to the history; returns the rows recorded.
 
     All or nothing: one transaction, and a history file that did not exist before a failed
@@ -100,7 +99,7 @@ def record_run(db_path: str | Path, scores_path: str | Path, metadata: dict, fea
         with _connect(db_path) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                rows = _ingest(con, reader, scores_path, metadata, features, drift)
+                rows = _ingest(con, reader, scores_path, metadata, features)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -113,7 +112,7 @@ def record_run(db_path: str | Path, scores_path: str | Path, metadata: dict, fea
     return rows
 
 
-def _ingest(con, reader: str, path: Path, metadata: dict, features: list[FeatureSpec], drift: dict | None) -> int:
+def _ingest(con, reader: str, path: Path, metadata: dict, features: list[FeatureSpec]) -> int:
     con.execute(SCHEMA)
     found = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()}
     missing = [c for c in SCORE_COLUMNS if c not in found]
@@ -156,8 +155,10 @@ def _ingest(con, reader: str, path: Path, metadata: dict, features: list[Feature
                CAST(? AS JSON), CAST(? AS JSON)
         FROM staged
         GROUP BY as_of, model_name, model_version""",
-        [recorded_at, str(path), metadata.get("rejected_rows"), json.dumps(metadata, default=str),
-         None if drift is None else json.dumps(drift, default=str)])
+        # the drift report gets a column of its own, queryable without unpacking the metadata
+        [recorded_at, str(path), metadata.get("rejected_rows"),
+         json.dumps({k: v for k, v in metadata.items() if k != "drift"}, default=str),
+         None if metadata.get("drift") is None else json.dumps(metadata["drift"], default=str)])
 
     con.execute("DELETE FROM model_features WHERE model_name = ? AND model_version = ?", model)
     if features:
@@ -224,13 +225,6 @@ def _value_text(feature: FeatureSpec | None, value, missing: str = "none") -> st
     return format_value(feature, value)
 
 
-def _points_text(pts: float) -> str:
-    """Points worded as the reason texts word them."""
-    if abs(pts) >= 0.5:
-        return f"{pts:+.0f} point{'' if round(abs(pts)) == 1 else 's'}"
-    return f"{pts:+.1f} points"
-
-
 def changes(db_path: str | Path, from_date: str | dt.date, to_date: str | dt.date, min_points: float = 10.0) -> pd.DataFrame:
     """Accounts scored at both dates whose tier changed or whose score moved by at least
     `min_points`, biggest drops first, each with the metrics that moved it."""
@@ -295,7 +289,7 @@ def _explanation(changes: list[dict]) -> str:
 
 
 def _change_text(change: dict) -> str:
-    return f"{change['label']} {change['value_from_text']} -> {change['value_to_text']}: {_points_text(change['change'])}"
+    return f"{change['label']} {change['value_from_text']} -> {change['value_to_text']}: {points_text(change['change'])}"
 
 
 def account_history(db_path: str | Path, account_id: str, as_of: str | dt.date | None = None) -> dict:

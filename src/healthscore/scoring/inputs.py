@@ -42,6 +42,7 @@ class ScoringInput(Protocol):
     rows: int  # input rows in all
     description: str  # what is read, for the run's metadata
     exclusions: pd.DataFrame  # raw-table rows the source checks set aside before any account was built
+    timings: dict[str, float]  # seconds of the steps that prepared the input before its first chunk
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         """Keys (see `row_keys`) of accounts that occur more than once: none of their rows is scored,
@@ -69,7 +70,7 @@ class FrameInput:
         self.frame = frame.reset_index(drop=True)
         self.frame.index = self.frame.index + 1
         self.rows, self.description = len(self.frame), description
-        self.exclusions = no_exclusions()
+        self.exclusions, self.timings = no_exclusions(), {}
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         if "account_id" not in self.frame:
@@ -89,7 +90,7 @@ class DatasetFileInput:
         self.file = pq.ParquetFile(path)
         self.rows, self.description = self.file.metadata.num_rows, str(path)
         self.has_as_of = "as_of" in self.file.schema_arrow.names
-        self.exclusions = no_exclusions()  # reported when the dataset was built
+        self.exclusions, self.timings = no_exclusions(), {}  # exclusions: reported when the dataset was built
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         keys = self.file.read(columns=["account_id", "as_of"] if self.has_as_of and by_as_of else ["account_id"]).to_pandas()
@@ -106,7 +107,7 @@ class RawTablesInput:
     def __init__(self, config: Config, as_of: dt.date):
         self.stream = stream_dataset(config, as_of)
         self.rows, self.description = self.stream.rows, f"raw tables at {as_of}"
-        self.exclusions = self.stream.exclusions
+        self.exclusions, self.timings = self.stream.exclusions, self.stream.timings
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         return set()  # one row per account by construction (observations are keyed by account)

@@ -9,12 +9,11 @@ from pathlib import Path
 import pandas as pd
 
 from healthscore.config import Config
-from healthscore.scoring.batch import DEFAULT_CHUNK, ScoreRun, load_model, score_input
-from healthscore.scoring.history import record_run
+from healthscore.scoring.batch import DEFAULT_CHUNK, MAX_REJECTED_SHARE, ScoreRun, load_model, score_input
+from healthscore.scoring.history import DEFAULT_DB, record_run
 from healthscore.scoring.inputs import FrameInput, RawTablesInput, ScoringInput, open_table
 
 DEFAULT_MODEL = "models:/customer-health@champion"
-DEFAULT_HISTORY = Path("scores.duckdb")
 
 
 def score_accounts(
@@ -25,9 +24,9 @@ def score_accounts(
     table: Path | pd.DataFrame | None = None,
     id_column: str | None = None,
     as_of_column: str | None = None,
-    history: Path | None = DEFAULT_HISTORY,
+    history: Path | None = DEFAULT_DB,
     chunk_size: int = DEFAULT_CHUNK,
-    max_rejected_share: float = 0.01,
+    max_rejected_share: float = MAX_REJECTED_SHARE,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ScoreRun:
     """Score the base at `as_of` from the raw tables of `config` (built by the same code as the
@@ -50,6 +49,6 @@ def score_accounts(
     run = score_input(health_model, ref, source, output, as_of, chunk_size, max_rejected_share,
                       progress=lambda done, total: say("scoring", done, total))
     if history is not None:
-        record_run(history, output, run.metadata, health_model.features, run.metadata["drift"])
+        record_run(history, output, run.metadata, health_model.features)
     return run
 

@@ -19,9 +19,8 @@ REASONS = 3  # reason_1..3 pull the score down most; strength_1..3 hold it up mo
 _FLAT = 1e-6  # below this log-odds distance the secant becomes the tangent
 
 
-def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Per-metric health points (columns = feature codes), each row's baseline score, and its
-    log-odds (the contributions' sum)."""
+def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-metric health points (columns = feature codes) and each row's baseline score."""
     contrib = model.booster_.predict(model.matrix(X), pred_contrib=True)
     phi, base = contrib[:, :-1], contrib[:, -1]
     logit = contrib.sum(axis=1)
@@ -34,7 +33,7 @@ def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
     flat = np.abs(gap) < _FLAT
     tangent = (score(base + _FLAT) - score(base - _FLAT)) / (2 * _FLAT)
     slope = np.where(flat, tangent, (final - baseline) / np.where(flat, 1.0, gap))
-    return pd.DataFrame(phi * slope[:, None], columns=[f.code for f in model.features], index=X.index), baseline, logit
+    return pd.DataFrame(phi * slope[:, None], columns=[f.code for f in model.features], index=X.index), baseline
 
 
 def code_for(feature: FeatureSpec, value, reference: dict) -> str:
@@ -45,7 +44,7 @@ def code_for(feature: FeatureSpec, value, reference: dict) -> str:
     if feature.kind == "categorical":
         return f"{stem}_{''.join(ch if ch.isalnum() else '_' for ch in str(value).upper())}"
     quantiles = reference.get("quantiles")
-    median = quantiles[len(quantiles) // 2] if quantiles else value
+    median = quantiles[len(quantiles) // 2] if quantiles is not None and len(quantiles) else value
     return f"{stem}_{'LOW' if value < median else 'HIGH'}"
 
 
@@ -71,7 +70,7 @@ def rank_phrase(value: float, reference: dict) -> str:
 
     Shares are strict, so a value many accounts share (0 tickets) is not 'lower than 100%'."""
     quantiles = reference.get("quantiles")
-    if not quantiles:
+    if quantiles is None or not len(quantiles):
         return ""
     q = np.asarray(quantiles)
     below = np.searchsorted(q, value, side="left") / len(q)
@@ -81,9 +80,16 @@ def rank_phrase(value: float, reference: dict) -> str:
     return f"higher than {below:.0%} of accounts"
 
 
+def points_text(pts: float) -> str:
+    """'-7 points', '+1 point', '-0.3 points': what a metric does to the score."""
+    if abs(pts) >= 0.5:
+        return f"{pts:+.0f} point{'' if round(abs(pts)) == 1 else 's'}"
+    return f"{pts:+.1f} points"
+
+
 def text_for(feature: FeatureSpec, value, reference: dict, pts: float) -> str:
     """Plain language: 'Licence utilisation 34% (lower than 88% of accounts): -7 points'."""
-    push = f"{pts:+.0f} point{'' if round(abs(pts)) == 1 else 's'}" if abs(pts) >= 0.5 else f"{pts:+.1f} points"
+    push = points_text(pts)
     if _missing(value):
         return f"{feature.label}: {feature.missing_text or 'none on record'}: {push}"
     if feature.kind == "categorical":
@@ -97,15 +103,16 @@ def _missing(value) -> bool:
 
 
 def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
-    """Reason and strength columns, the baseline, every metric's points and value as JSON, and
-    the log-odds (for scoring without a second prediction), per row."""
-    pts, baseline, logit = points(model, X)
+    """Reason and strength columns, the baseline, every metric's points and value as JSON, per row."""
+    pts, baseline = points(model, X)
     features = model.features
-    refs = [model.reference_["features"][f.code] for f in features]
+    # quantiles as arrays once, not per row and reason: these loops are the job's hot path
+    refs = [{**ref, "quantiles": np.asarray(ref.get("quantiles", []))}
+            for ref in (model.reference_["features"][f.code] for f in features)]
     values = X[[f.code for f in features]].to_numpy(dtype=object)
     matrix = pts.to_numpy()
     order = np.argsort(matrix, axis=1, kind="stable")  # most negative first
-    out: dict[str, list] = {}
+    out: dict[str, object] = {}
     for side, picks in (("reason", order[:, :REASONS]), ("strength", order[:, ::-1][:, :REASONS])):
         for k in range(REASONS):
             codes, texts, amounts = [], [], []
@@ -121,12 +128,14 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
                     codes.append(None)
                     texts.append(None)
                     amounts.append(np.nan)
-            out[f"{side}_{k + 1}_code"], out[f"{side}_{k + 1}_text"], out[f"{side}_{k + 1}_points"] = codes, texts, amounts
+            # typed, not object: a chunk with no third reason anywhere must still write text columns
+            out[f"{side}_{k + 1}_code"] = pd.array(codes, dtype="str")
+            out[f"{side}_{k + 1}_text"] = pd.array(texts, dtype="str")
+            out[f"{side}_{k + 1}_points"] = np.array(amounts, dtype=float)
     codes = [f.code for f in features]
     out["baseline_score"] = baseline.tolist()
     # pandas writes JSON in C: one object per row, NaN as null
     out["contributions"] = pd.DataFrame(np.round(matrix, 3), columns=codes).to_json(orient="records", lines=True).splitlines()
     plain = X[codes].astype({f.code: "float64" for f in features if f.kind == "numeric"}).round(6)
     out["metric_values"] = plain.to_json(orient="records", lines=True).splitlines()
-    out["log_odds"] = logit
     return pd.DataFrame(out, index=X.index)
