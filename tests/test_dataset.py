@@ -81,7 +81,7 @@ def test_written_dataset_round_trips(tiny, tmp_path):
     path = tiny.write(tmp_path / "dataset.parquet")
     back = read_dataset(path)
     assert back.spec == tiny.spec
-    pd.testing.assert_frame_equal(back.frame, tiny.frame, check_dtype=False)
+    pd.testing.assert_frame_equal(back.frame, tiny.frame)
     families = {f.family for f in back.spec.features}
     assert {"usage_decline", "low_licence_utilisation", "poor_onboarding", "support_escalations",
             "late_payments", "low_nps", "disengagement", "contract_plan"} <= families
@@ -98,6 +98,18 @@ def test_streamed_batches_are_the_built_rows(tiny, tmp_path):
     by_account = lambda f: f.sort_values("account_id").reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(by_account(pd.concat(batches)), by_account(whole))
     pd.testing.assert_frame_equal(by_account(whole), by_account(tiny.frame[tiny.frame.as_of == as_of]))
+
+
+def test_a_schedule_running_past_the_data_stops_at_its_end(tiny, tmp_path):
+    config = rawbase.config_dict()
+    config["schedule"]["end"] = "2024-09-01"
+    ds = build(tmp_path, config=config)
+    assert max(ds.frame.as_of) == D(2024, 6, 1)
+    pd.testing.assert_frame_equal(ds.frame, tiny.frame)
+    assert "3 schedule date(s) after the end of the data (2024-06-01) left out" in ds.spec.notes
+    config["schedule"]["start"] = "2024-07-01"
+    with pytest.raises(ValueError, match=r"every schedule date is after the end of the data \(2024-06-01\)"):
+        build(tmp_path, config=config)
 
 
 def _perturb_future(frames: dict[str, pd.DataFrame], as_of: dt.date, rng) -> dict[str, pd.DataFrame]:

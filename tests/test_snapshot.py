@@ -272,7 +272,7 @@ def test_round_trip_through_write_and_read(tmp_path):
 
     back = read_dataset(out)
     assert back.spec == ds.spec
-    pd.testing.assert_frame_equal(back.frame, ds.frame, check_dtype=False)
+    pd.testing.assert_frame_equal(back.frame, ds.frame)
     assert str(back.frame["churned"].dtype) == "boolean"
     assert len(pd.read_csv(tmp_path / "out" / "dataset.exclusions.csv")) == 1
 

@@ -228,10 +228,18 @@ def stream_dataset(
 
     catalogue, notes = config.catalogue().available(sources.columns)
     metrics = expand(catalogue)
-    dates = [as_of] if isinstance(as_of, dt.date) else (as_of or config.schedule.dates())
-    late = [d for d in dates if d > sources.data_end]
-    if late:
-        raise ValueError(f"as_of {late[0]} is after the end of the data ({sources.data_end}): no account can be observed then")
+    if as_of is None:  # the schedule may run ahead of the data: its later dates are not observable yet
+        scheduled = config.schedule.dates()
+        dates = [d for d in scheduled if d <= sources.data_end]
+        if not dates:
+            raise ValueError(f"every schedule date is after the end of the data ({sources.data_end})")
+        if len(dates) < len(scheduled):
+            notes.append(f"{len(scheduled) - len(dates)} schedule date(s) after the end of the data ({sources.data_end}) left out")
+    else:
+        dates = [as_of] if isinstance(as_of, dt.date) else list(as_of)
+        late = [d for d in dates if d > sources.data_end]
+        if late:
+            raise ValueError(f"as_of {late[0]} is after the end of the data ({sources.data_end}): no account can be observed then")
     con.execute(_observations_sql(config, sources.data_end, dates))
     if any(m.aggregation == "new_user_activation" for m in metrics):
         days = {m.activation_days for m in metrics if m.aggregation == "new_user_activation"}
