@@ -182,18 +182,17 @@ class SourceLoader:
         # Events can be hundreds of millions of rows: checked on the fly rather than copied.
         kind = "VIEW" if name == "events" else "TABLE"
         self.con.execute(f"CREATE {kind} checked_{name} AS SELECT _row, {typed}, {reason} AS _reason FROM {raw}")
-        total, bad = self.con.execute(f"SELECT count(*), count(_reason) FROM checked_{name}").fetchone()
+        # Every check (a join to the accounts, each condition) runs once, here: the bad rows are kept
+        # by number, and the metric scans read the typed rows minus those instead of checking again.
+        self.con.execute(f"CREATE TEMP TABLE bad_{name} AS SELECT _row, _reason FROM checked_{name} WHERE _reason IS NOT NULL")
+        total = self.con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
+        bad = self.con.execute(f"SELECT count(*) FROM bad_{name}").fetchone()[0]
         excluded = self._exclusions(name, raw, present) if bad else pd.DataFrame(columns=EXCLUSION_COLUMNS)
         self._column_type_errors(name, present, excluded)
         if bad == total:
             raise DataError(f"{name}: every row is bad, nothing left to use:\n" + describe_exclusions(excluded))
-        if kind == "VIEW":
-            # The checks (a join to the accounts, every condition) ran once for the count; the
-            # metric scans read the typed rows minus the few bad ones instead of checking again.
-            self.con.execute(f"CREATE TEMP TABLE bad_{name} AS SELECT _row FROM checked_{name} WHERE _reason IS NOT NULL")
-            clean = f"(SELECT _row, {typed} FROM {raw}) ANTI JOIN bad_{name} USING (_row)"
-        else:
-            clean = f"checked_{name} WHERE _reason IS NULL"
+        clean = f"(SELECT _row, {typed} FROM {raw}) ANTI JOIN bad_{name} USING (_row)" if kind == "VIEW" \
+            else f"checked_{name} WHERE _reason IS NULL"
         self._clean_view(name, present, clean)
         return excluded, total - bad
 
@@ -212,7 +211,7 @@ class SourceLoader:
         frame = self.con.execute(
             f"SELECT {sql_str(name)} AS \"table\", c._row AS row, {raw_cols['account_id']} AS account_id, "
             f"split_part(c._reason, ': ', 1) AS \"column\", {value} AS value, split_part(c._reason, ': ', 2) AS reason "
-            f"FROM checked_{name} c JOIN {raw} r USING (_row) WHERE c._reason IS NOT NULL ORDER BY c._row"
+            f"FROM bad_{name} c JOIN {raw} r USING (_row) ORDER BY c._row"
         ).df()
         return frame[EXCLUSION_COLUMNS]
 
