@@ -31,6 +31,7 @@ demo: install
 # The report's browser tests drive Debian's Chromium; the script installs it once (needs root).
 test: install
 	bash scripts/install-browser.sh
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/pytest -q
 
 benchmark: install

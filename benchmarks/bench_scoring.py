@@ -42,7 +42,8 @@ JOB = """
 import datetime as dt, sys, time
 from pathlib import Path
 from healthscore.model.estimator import HealthModel
-from healthscore.scoring.batch import ModelRef, score_input
+from healthscore.scores_file import ModelRef
+from healthscore.scoring.batch import score_input
 from healthscore.scoring.inputs import open_table
 folder, n = Path(sys.argv[1]), int(sys.argv[2])
 model = HealthModel.load(folder / "model")

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from healthscore.errors import BrowserMissing
 from healthscore.io import atomic_path
-from healthscore.report.browser import BrowserMissing, console_errors, open_browser
+from healthscore.report.browser import console_errors, open_browser
 
 MAX_BYTES = 300_000
 

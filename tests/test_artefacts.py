@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 import pytest
 from matplotlib.image import imread
 
 from healthscore.model.artefacts import write_training_artefacts
-from healthscore.model.settings import ModelParams, SplitConfig, TrainingConfig
 from healthscore.model.training import LOGISTIC, MODEL, SCORECARD, train
+from healthscore.settings import ModelParams, SplitConfig, TrainingConfig
 from synthetic import synthetic_dataset
 
 FILES = {"scorecard.csv", "scorecard.md", "comparison.csv", "comparison.md", "calibration.png",

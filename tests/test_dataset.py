@@ -11,7 +11,7 @@ import yaml
 
 import rawbase
 from healthscore import ConfigError, DataError, build_dataset, load_config, read_dataset
-from healthscore.dataset import stream_dataset
+from healthscore.build.raw import stream_dataset
 from healthscore.schema import SOURCE_SCHEMAS
 
 D = dt.date
@@ -226,7 +226,7 @@ def test_bad_rows_are_excluded_with_table_row_column_and_reason(tmp_path):
     frames["subscriptions"]["seats"] = frames["subscriptions"]["seats"].astype(str)  # as a CSV export might
     frames["subscriptions"].loc[4, "seats"] = "twenty"
     ds = build(tmp_path, frames)
-    ex = ds.exclusions.set_index(["table", "row"])
+    ex = ds.rejections.set_index(["table", "row"])
     assert ex.loc[("events", 4), "reason"] == "negative value" and ex.loc[("events", 4), "column"] == "quantity"
     assert ex.loc[("events", 6), "reason"].startswith("dated on or after the end of the data")
     assert ex.loc[("events", 8), "reason"] == "account_id not in accounts" and ex.loc[("events", 8), "value"] == "NOPE"
@@ -236,7 +236,7 @@ def test_bad_rows_are_excluded_with_table_row_column_and_reason(tmp_path):
     assert ex.loc[("subscriptions", 5), "reason"] == "not a number" and ex.loc[("subscriptions", 5), "value"] == "twenty"
     # nothing lost: the report file lists them beside the dataset
     path = ds.write(tmp_path / "out" / "dataset.parquet")
-    assert len(pd.read_csv(path.with_name("dataset.exclusions.csv"))) == len(ds.exclusions) == 7
+    assert len(pd.read_csv(path.with_name("dataset.rejected.csv"))) == len(ds.rejections) == 7
 
 
 def test_strict_mode_turns_bad_rows_into_an_error(tmp_path):
@@ -288,12 +288,41 @@ def test_config_errors_name_the_key(tmp_path, change, message):
 
 
 def test_every_input_row_is_in_a_view_or_excluded(tmp_path):
-    from healthscore.sources import load_sources
+    from healthscore.build.sources import load_sources
 
     frames = rawbase.tables()
     frames["events"].loc[[1, 2], "quantity"] = -1
     config = load_config(rawbase.write(tmp_path, frames))
     loaded = load_sources(config)
-    excluded = loaded.exclusions.groupby("table").size()
+    excluded = loaded.rejections.groupby("table").size()
     for name, frame in frames.items():
         assert loaded.row_counts[name] + excluded.get(name, 0) == len(frame), name
+
+
+def test_each_metrics_sql_listing_computes_the_built_values(tiny, tmp_path):
+    """`healthscore metrics --sql CODE` shows SQL that, run on its own, gives the dataset's values."""
+    from healthscore.build.metric_sql import metric_listing
+
+    config = load_config(rawbase.write(tmp_path))
+    stream = stream_dataset(config)
+    catalogue = config.catalogue().available(stream_columns(stream))[0]
+    built = tiny.frame.set_index(["account_id", "as_of"]).sort_index()
+    compared = 0
+    try:
+        for metric in catalogue:
+            if metric.kind == "categorical" or metric.aggregation == "attribute":
+                continue
+            listed = stream.con.execute(metric_listing(catalogue, metric.code)).df()
+            listed["as_of"] = listed["as_of"].dt.date
+            values = listed.set_index(["account_id", "as_of"]).sort_index()[metric.code].astype(float)
+            pd.testing.assert_series_equal(values, built[metric.code].astype(float), check_names=False, obj=metric.code)
+            compared += 1
+    finally:
+        stream.con.close()
+    assert compared >= 30  # windowed, look-up, ratio, trend and days-since metrics alike
+
+
+def stream_columns(stream) -> dict[str, set[str]]:
+    """The canonical columns of each clean source view on the stream's connection."""
+    views = stream.con.execute("SELECT view_name FROM duckdb_views() WHERE view_name LIKE 'src_%'").fetchall()
+    return {v[0].removeprefix("src_"): {c[0] for c in stream.con.execute(f"DESCRIBE {v[0]}").fetchall()} for v in views}

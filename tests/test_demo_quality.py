@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from healthscore import build_dataset, load_config
-from healthscore.demo import generate_demo
-from healthscore.model.training import LOGISTIC, MODEL, ORACLE, train
-from healthscore.scoring.reasons import points
+from healthscore.demo import ORACLE, generate_demo, truth_contender
+from healthscore.model.reasons import points
+from healthscore.model.training import LOGISTIC, MODEL, train
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def demo(tmp_path_factory):
     generate_demo(folder, accounts=2000, months=24, start=dt.date(2024, 1, 1), seed=7)  # the default demo
     config = load_config(folder / "healthscore.yaml")
     dataset = build_dataset(config)
-    result = train(dataset, config.model, truth=folder / "ground_truth" / "churn_probability.parquet")
+    result = train(dataset, config.model, [truth_contender(folder)])
     return folder, dataset, result
 
 

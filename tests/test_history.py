@@ -13,9 +13,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from healthscore.cli.history import changes_cmd, explain_cmd
 from healthscore.dataset import FeatureSpec
-from healthscore.history_cli import changes_cmd, explain_cmd
-from healthscore.scoring.history import account_history, changes, record_run
+from healthscore.history.changes import account_history, changes
+from healthscore.history.store import record_run
 
 D1, D2 = dt.date(2025, 1, 1), dt.date(2025, 2, 1)
 FEATURES = [

@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from healthscore.errors import ModelQualityError, SplitError
 from healthscore.model.calibration import Calibrator
 from healthscore.model.estimator import BOOSTER_FILE, MODEL_FILE, HealthModel
 from healthscore.model.evaluation import expected_calibration_error, top_decile_lift
-from healthscore.model.settings import ModelParams, SplitConfig, TrainingConfig
-from healthscore.model.split import SplitError, split_dataset
-from healthscore.model.tiers import TierPolicy
-from healthscore.model.training import LOGISTIC, MODEL, ModelQualityError, train
+from healthscore.model.split import split_dataset
+from healthscore.model.tiers import freeze_tiers
+from healthscore.model.training import LOGISTIC, MODEL, train
+from healthscore.settings import ModelParams, SplitConfig, TierPolicy, TrainingConfig
 from synthetic import synthetic_dataset
 
 FAST = ModelParams(learning_rate=0.1, max_rounds=300, early_stopping_rounds=30)
@@ -106,7 +107,7 @@ def test_quantile_tiers_are_frozen_and_fixed_policy_is_honoured(result):
     # a base that got worse shows as more red under the frozen cut-offs
     worse = result.test.assign(usage=result.test["usage"] / 5)
     assert (model.predict(worse) == "unhealthy").mean() > (model.predict(result.test) == "unhealthy").mean()
-    fixed = TierPolicy(policy="fixed", healthy_below=0.05, unhealthy_from=0.2).thresholds(train_p)
+    fixed = freeze_tiers(TierPolicy(policy="fixed", healthy_below=0.05, unhealthy_from=0.2), train_p)
     assert list(fixed.assign(np.array([0.01, 0.05, 0.19, 0.2]))) == ["healthy", "at_risk", "at_risk", "unhealthy"]
     with pytest.raises(ValueError, match="needs healthy_below and unhealthy_from"):
         TierPolicy(policy="fixed")

@@ -10,8 +10,8 @@ import pytest
 
 from healthscore import registry
 from healthscore.model.artefacts import write_training_artefacts
-from healthscore.model.settings import ModelParams, SplitConfig, TrainingConfig
 from healthscore.model.training import train
+from healthscore.settings import ModelParams, SplitConfig, TrainingConfig
 from synthetic import synthetic_dataset
 
 CONFIG = TrainingConfig(params=ModelParams(learning_rate=0.1, max_rounds=200, early_stopping_rounds=20),
@@ -126,3 +126,26 @@ def test_registered_model_is_served_over_rest_with_reasons(store):
     assert {"reason_1_code", "reason_1_text", "strength_1_text", "contributions", "tier", "tier_color", "model_run_id"} <= set(answer[0])
     challenger = mlflow.MlflowClient().get_model_version_by_alias("customer-health", "challenger")
     assert {(a["model_version"], a["model_run_id"]) for a in answer} == {(str(challenger.version), challenger.run_id)}
+
+
+def test_a_model_that_fails_the_quality_gate_is_never_registered(store):
+    """The gate runs before registration: a rejected model is a logged run with no version, so
+    no alias points at it and `promote` cannot make it champion."""
+    from healthscore import Dataset, promote, train_and_register
+    from healthscore.errors import ModelNotFound
+
+    data = synthetic_dataset(accounts=800, months=12, seed=5)
+    # usage lowers churn, but the spec says the opposite: the monotone model cannot use it, a logistic regression can
+    wrong = [f.model_copy(update={"good_direction": "lower"}) if f.code == "usage" else f for f in data.spec.features]
+    data = Dataset(data.frame, data.spec.model_copy(update={"features": wrong}))
+    outcome = train_and_register(data, CONFIG, name="gate-test")
+
+    assert not outcome.passed and outcome.registered is None
+    assert "below the logistic regression" in outcome.rejection
+    client = mlflow.MlflowClient()
+    run = client.get_run(outcome.rejected_run_id)
+    assert run.data.tags["healthscore.gate"] == "rejected" and "logistic" in run.data.tags["healthscore.gate_reason"]
+    assert "lightgbm_calibrated.roc_auc" in run.data.metrics  # its figures are on record
+    assert client.search_model_versions("name = 'gate-test'") == []
+    with pytest.raises(ModelNotFound, match="no 'challenger' version"):
+        promote(data, name="gate-test")

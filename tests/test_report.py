@@ -18,15 +18,17 @@ import typer
 from typer.testing import CliRunner
 
 from healthscore.cli import app
+from healthscore.cli.report import report_cmd
 from healthscore.dataset import FeatureSpec
+from healthscore.errors import BrowserMissing
+from healthscore.history.store import record_run
 from healthscore.report import build_report, write_report
-from healthscore.report.browser import BrowserMissing, console_errors, open_browser
+from healthscore.report.browser import console_errors, open_browser
 from healthscore.report.build import reason_families
 from healthscore.report.inputs import read_runs
 from healthscore.report.kpis import kpis
 from healthscore.report.playbooks import load_playbooks
-from healthscore.report_cli import report_cmd
-from healthscore.scoring.history import SCORE_COLUMNS, record_run
+from healthscore.scores_file import SCORE_COLUMNS
 
 FIRST, LATEST = "2025-12-01", "2026-01-01"
 

@@ -9,14 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from healthscore.model.settings import ModelParams, SplitConfig, TrainingConfig
-from healthscore.model.training import train
-from healthscore.scoring import batch
-from healthscore.scoring.batch import ModelRef, TooManyRejected, rejected_path_for, score_frame, score_input
-from healthscore.scoring.drift import ACT, drift_report
-from healthscore.scoring.reasons import explain, rank_phrase, text_for
 from healthscore.dataset import Dataset, FeatureSpec
+from healthscore.errors import TooManyRejected
+from healthscore.model.estimator import FeatureDistribution
+from healthscore.model.reasons import explain, rank_phrase, scores_with_reasons, text_for
+from healthscore.model.training import train
+from healthscore.scores_file import ModelRef, rejected_path_for, scored_now
+from healthscore.scoring import batch
+from healthscore.scoring.batch import score_frame, score_input
+from healthscore.scoring.drift import ACT, drift_report
 from healthscore.scoring.inputs import FrameInput, open_table
+from healthscore.settings import ModelParams, SplitConfig, TrainingConfig
 from synthetic import synthetic_dataset
 
 REF = ModelRef("customer-health", "7", "run123")
@@ -49,7 +52,7 @@ def test_scores_and_tiers_are_the_models_own_predictions(trained):
     """Not recomputed from the SHAP sum, which may differ in the last bit and flip a cut-off row."""
     result, data = trained
     rows = data.frame
-    out = batch.score_rows(result.model, REF, rows, AS_OF, batch.scored_now())
+    out = scores_with_reasons(result.model, REF, rows, AS_OF, scored_now())
     np.testing.assert_array_equal(out["churn_probability"], result.model.predict_proba(rows)[:, 1])
     assert list(out["tier"]) == list(result.model.predict(rows))
 
@@ -72,13 +75,13 @@ def test_reason_codes_and_texts_speak_plainly(trained):
 
 
 def test_rank_phrases_and_missing_text():
-    ref = {"quantiles": [0.0] * 40 + list(np.linspace(0.1, 1.0, 61))}
+    ref = FeatureDistribution(missing_share=0.0, quantiles=[0.0] * 40 + list(np.linspace(0.1, 1.0, 61)))
     assert rank_phrase(0.0, ref) == "lower than 60% of accounts"  # 40% share the value 0
     assert rank_phrase(0.55, ref) == "higher than 69% of accounts"  # (40 zeros + 30 below) / 101
     nps = FeatureSpec(code="nps_latest", label="Latest NPS answer", format="integer", missing_text="no NPS response on record")
-    assert text_for(nps, np.nan, {}, -3.2) == "Latest NPS answer: no NPS response on record: -3 points"
+    assert text_for(nps, np.nan, FeatureDistribution(missing_share=1.0), -3.2) == "Latest NPS answer: no NPS response on record: -3 points"
     util = FeatureSpec(code="licence_utilisation_30d", label="Licence utilisation", format="percent")
-    assert text_for(util, 0.34, {"quantiles": list(np.linspace(0.2, 0.9, 101))}, -7.0) == \
+    assert text_for(util, 0.34, FeatureDistribution(missing_share=0.0, quantiles=list(np.linspace(0.2, 0.9, 101))), -7.0) == \
         "Licence utilisation 34% (lower than 79% of accounts): -7 points"  # 80 of 101 quantiles above
 
 
@@ -178,7 +181,7 @@ def test_an_interrupted_run_leaves_no_partial_output(trained, tmp_path, monkeypa
     result, data = trained
     frame = data.frame.drop_duplicates("account_id")
     out = tmp_path / "scores.parquet"
-    real, calls = batch.score_rows, []
+    real, calls = batch.scores_with_reasons, []
 
     def crash_on_third_chunk(*args, **kwargs):
         calls.append(1)
@@ -186,7 +189,7 @@ def test_an_interrupted_run_leaves_no_partial_output(trained, tmp_path, monkeypa
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "score_rows", crash_on_third_chunk)
+    monkeypatch.setattr(batch, "scores_with_reasons", crash_on_third_chunk)
     with pytest.raises(KeyboardInterrupt):
         score_frame(result.model, REF, frame, out, AS_OF, chunk_size=100)
     assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,4 @@
-"""build_snapshot_dataset on small hand-made snapshot tables: typing, labels, exclusions, leaks, errors."""
+"""build_snapshot_dataset on small hand-made snapshot tables: typing, labels, rejections, leaks, errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from healthscore import DataError, read_dataset
-from healthscore.sources import EXCLUSION_COLUMNS
-from healthscore.snapshot import build_snapshot_dataset
+from healthscore.build.snapshot import build_snapshot_dataset
+from healthscore.errors import REJECTION_COLUMNS
 
 D = dt.date
 N = 40
@@ -39,8 +39,8 @@ def write_csv(tmp_path, frame: pd.DataFrame, name: str = "snapshot.csv", **kwarg
 
 
 def accounted(ds, rows: int) -> None:
-    assert len(ds.frame) + len(ds.exclusions) == rows
-    assert list(ds.exclusions.columns) == EXCLUSION_COLUMNS
+    assert len(ds.frame) + len(ds.rejections) == rows
+    assert list(ds.rejections.columns) == REJECTION_COLUMNS
 
 
 def note(ds, *parts: str) -> str:
@@ -119,7 +119,7 @@ def test_label_spellings(tmp_path, yes, no):
     frame = table(12).assign(Churned=[yes, no, no] * 4)
     ds = build_snapshot_dataset(write_csv(tmp_path, frame), "Customer ID", "Churned")
     assert ds.frame["churned"].tolist() == [True, False, False] * 4
-    assert ds.exclusions.empty
+    assert ds.rejections.empty
 
 
 @pytest.mark.parametrize("values", [[True, False, False], [1, 0, 0], [1.0, 0.0, 0.0]])
@@ -138,7 +138,7 @@ def test_unreadable_labels_excluded_and_missing_labels_kept_unlabelled(tmp_path)
     ds = build_snapshot_dataset(write_csv(tmp_path, frame), "Customer ID", "Churned")
 
     accounted(ds, N)
-    ex = ds.exclusions
+    ex = ds.rejections
     assert ex["row"].tolist() == [4, 10]  # 1-based row numbers in the file
     assert ex["reason"].tolist() == ["label 'maybe' is not yes/no", "label '?' is not yes/no"]
     assert ex["column"].tolist() == ["Churned", "Churned"] and ex["account_id"].tolist() == ["C003", "C009"]
@@ -160,11 +160,11 @@ def test_missing_and_duplicate_ids_excluded(tmp_path):
     ds = build_snapshot_dataset(write_csv(tmp_path, frame), "Customer ID", "Churned")
 
     accounted(ds, N)
-    ex = ds.exclusions.set_index("row")
-    assert ex.loc[6, "reason"] == "missing id"
-    assert ex.loc[[8, 9, 21], "reason"].tolist() == ["duplicate account_id"] * 3  # every copy
+    ex = ds.rejections.set_index("row")
+    assert ex.loc[6, "reason"] == "missing account id" and ex.loc[6, "code"] == "missing_id"
+    assert ex.loc[[8, 9, 21], "reason"].tolist() == ["duplicate account id"] * 3  # every copy
     assert "C007" not in set(ds.frame["account_id"])
-    note(ds, "4 rows excluded", "duplicate account_id 3", "missing id 1")
+    note(ds, "4 rows rejected", "duplicate account id 3", "missing account id 1")
 
 
 def test_parquet_with_as_of_detected(tmp_path):
@@ -184,7 +184,7 @@ def test_parquet_with_as_of_detected(tmp_path):
     note(ds, "'snapshot_date' taken as the observation date")
     f = ds.frame
     assert set(f["as_of"]) == {D(2024, 3, 31), D(2024, 6, 30)} and isinstance(f["as_of"].iloc[0], dt.date)
-    assert ds.exclusions["row"].tolist() == [41, 80]
+    assert ds.rejections["row"].tolist() == [41, 80]
     signup = f.set_index(["account_id", "as_of"])["days_since_signup"]
     assert signup[("C000", D(2024, 3, 31))] == (D(2024, 3, 31) - D(2023, 1, 1)).days
     assert signup[("C001", D(2024, 6, 30))] == (D(2024, 6, 30) - D(2023, 12, 31)).days
@@ -199,7 +199,7 @@ def test_as_of_column_given_with_bad_dates(tmp_path):
 
     accounted(ds, N)
     assert set(ds.frame["as_of"]) == {D(2024, 3, 31), D(2024, 6, 30)}
-    assert ds.exclusions["reason"].tolist() == ["as_of 'last quarter' is not a date", "missing as_of"]
+    assert ds.rejections["reason"].tolist() == ["as_of 'last quarter' is not a date", "missing as_of"]
     note(ds, "day/month/year")
 
 
@@ -274,7 +274,7 @@ def test_round_trip_through_write_and_read(tmp_path):
     assert back.spec == ds.spec
     pd.testing.assert_frame_equal(back.frame, ds.frame)
     assert str(back.frame["churned"].dtype) == "boolean"
-    assert len(pd.read_csv(tmp_path / "out" / "dataset.exclusions.csv")) == 1
+    assert len(pd.read_csv(tmp_path / "out" / "dataset.rejected.csv")) == 1
 
 
 @pytest.mark.parametrize("make, match", [
@@ -309,7 +309,7 @@ def test_missing_columns_named_with_the_available_ones(tmp_path, id_column, labe
 
 
 def test_nothing_left_or_unknown_type_is_an_error(tmp_path):
-    with pytest.raises(DataError, match=r"snapshot\.csv: every row is excluded(.|\n)*Customer ID: duplicate account_id"):
+    with pytest.raises(DataError, match=r"snapshot\.csv: every row is rejected(.|\n)*Customer ID: duplicate account id"):
         build_snapshot_dataset(write_csv(tmp_path, table().assign(**{"Customer ID": "C1"})), "Customer ID", "Churned")
     (tmp_path / "s.xlsx").write_bytes(b"PK")
     with pytest.raises(DataError, match=r"s\.xlsx: unknown file type"):

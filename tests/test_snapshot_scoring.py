@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from healthscore import DataError
+from healthscore.build.snapshot import build_snapshot_dataset
 from healthscore.dataset import FeatureSpec
-from healthscore.scoring.inputs import REJECTION_COLUMNS, row_keys
+from healthscore.errors import REJECTION_COLUMNS
+from healthscore.scoring.chunks import row_keys
 from healthscore.scoring.snapshot_input import SnapshotTableInput
-from healthscore.snapshot import build_snapshot_dataset
 
 D = dt.date
 
@@ -111,10 +112,12 @@ def test_unreadable_values_reject_their_rows(tmp_path):
     rows, rejected = read_all(SnapshotTableInput(write(tmp_path, new), "Customer ID", ds.spec.features), 4)
 
     assert list(rejected.columns) == REJECTION_COLUMNS
-    assert rejected.to_dict("records") == [
-        {"row": 2, "account_id": "C001", "column": "ARR", "value": "lots", "reason": "'lots' is not a number"},
-        {"row": 4, "account_id": "C003", "column": "Last login", "value": "31/31/2024", "reason": "'31/31/2024' is not a date"},
-        {"row": 5, "account_id": "C004", "column": "Seats", "value": "many", "reason": "'many' is not a number"},
+    assert set(rejected["table"]) == {str(tmp_path / "score.csv")}  # the input the rows were read from
+    assert rejected.drop(columns="table").to_dict("records") == [
+        {"row": 2, "account_id": "C001", "column": "ARR", "value": "lots", "code": "not_a_number", "reason": "'lots' is not a number"},
+        {"row": 4, "account_id": "C003", "column": "Last login", "value": "31/31/2024", "code": "not_a_date",
+         "reason": "'31/31/2024' is not a date"},
+        {"row": 5, "account_id": "C004", "column": "Seats", "value": "many", "code": "not_a_number", "reason": "'many' is not a number"},
     ]
     assert rows.index.tolist() == [1, 3, 6, 7, 8, 9] and len(rows) + len(rejected) == len(new)
     assert rows.loc[6, ["seats", "licence_utilisation", "has_sso", "days_since_last_login"]].isna().all()
@@ -230,7 +233,7 @@ def test_train_and_score_a_snapshot_table_through_the_command(project):
 
     from healthscore.cli import app
     from healthscore.model.estimator import HealthModel
-    from healthscore.scoring.batch import rejected_path_for
+    from healthscore.scores_file import rejected_path_for
 
     def with_churn(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
         rng = np.random.default_rng(seed)

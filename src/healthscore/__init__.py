@@ -1,12 +1,28 @@
 """healthscore: calibrated customer health scores learned from churned-vs-retained history.
 
-The pipeline, one module per step:
-raw tables (`sources`) -> metrics and dataset (`catalogue`, `metrics_sql`, `dataset`, `snapshot`)
--> model -> scores and reasons -> reports. The CLI (`healthscore.cli`) is a thin layer over these.
+The pipeline, one package per step, each importing only those below it:
+config/catalogue -> build -> model -> registry -> scoring -> history -> report, with the public
+Python API (`healthscore.pipeline`, re-exported here) and the CLI (`healthscore.cli`) on top.
+See docs/ARCHITECTURE.md.
+
+Names are loaded on first use, so that importing one low layer (the MLflow pyfunc loads
+`healthscore.model`) does not import the whole package.
 """
 
-from healthscore.config import Config, ConfigError, load_config
-from healthscore.dataset import Dataset, DatasetSpec, build_dataset, read_dataset
-from healthscore.sources import DataError
+from importlib import import_module
 
-__all__ = ["Config", "ConfigError", "DataError", "Dataset", "DatasetSpec", "build_dataset", "load_config", "read_dataset"]
+_API = {
+    "load_dataset": "healthscore.pipeline", "train_and_register": "healthscore.pipeline", "TrainingOutcome": "healthscore.pipeline",
+    "promote": "healthscore.pipeline", "score_accounts": "healthscore.pipeline", "write_report": "healthscore.pipeline",
+    "build_dataset": "healthscore.build.raw", "build_snapshot_dataset": "healthscore.build.snapshot",
+    "Config": "healthscore.config", "load_config": "healthscore.config",
+    "Dataset": "healthscore.dataset", "DatasetSpec": "healthscore.dataset", "read_dataset": "healthscore.dataset",
+    "ConfigError": "healthscore.errors", "DataError": "healthscore.errors", "UserError": "healthscore.errors",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'healthscore' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """The metric catalogue: what each health metric means, how it is computed, and which way is good.
 
 A metric is data, not code: users add their own in YAML. The SQL that computes them is generated
-from these definitions in `healthscore.metrics_sql`; the labels, formats, directions and families
+from these definitions in `healthscore.build.metric_sql`; the labels, formats, directions and families
 here are what reason codes and reports speak with.
 """
 

@@ -14,12 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from healthscore.catalogue import Metric, MetricCatalogue, load_default_catalogue
-from healthscore.model.settings import TrainingConfig
+from healthscore.errors import ConfigError
 from healthscore.schema import SOURCE_SCHEMAS
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the file and key."""
+from healthscore.settings import TrainingConfig
 
 
 class _Strict(BaseModel):

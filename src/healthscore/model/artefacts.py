@@ -17,13 +17,12 @@ import shap
 from matplotlib.figure import Figure
 
 from healthscore.io import atomic_path
-from healthscore.model.tiers import TIERS
-from healthscore.model.training import LOGISTIC, MODEL, ORACLE, SCORECARD, TrainingResult
+from healthscore.model.training import LOGISTIC, MODEL, SCORECARD, TrainingResult
+from healthscore.scores_file import TIERS
 
-NAMES = {MODEL: "LightGBM (calibrated)", LOGISTIC: "Logistic regression", SCORECARD: "Hand-weighted scorecard",
-         ORACLE: "Oracle (true probability)"}
 STYLES = {MODEL: {"color": "tab:blue", "marker": "o"}, LOGISTIC: {"color": "tab:orange", "marker": "s"},
-          SCORECARD: {"color": "tab:gray", "marker": "^"}, ORACLE: {"color": "black", "marker": "x", "linestyle": "--"}}
+          SCORECARD: {"color": "tab:gray", "marker": "^"}}
+EXTRA_STYLE = {"color": "black", "marker": "x", "linestyle": "--"}  # contenders the caller brought (the demo's truth)
 # comparison column: (display name, which way is better, Markdown format)
 METRICS = {
     "roc_auc": ("ROC-AUC", "higher", "{:.3f}"),
@@ -114,7 +113,7 @@ def _comparison_markdown(result: TrainingResult) -> str:
             continue
         row = {"Metric": name, "Better": better}
         for contender, value in result.comparison[code].items():
-            row[NAMES[contender]] = "n/a" if pd.isna(value) else fmt.format(value)
+            row[result.labels[contender]] = "n/a" if pd.isna(value) else fmt.format(value)
         rows.append(row)
     return _markdown(pd.DataFrame(rows))
 
@@ -198,7 +197,7 @@ def _calibration_figure(result: TrainingResult) -> Figure:
         bins = _equal_mass_bins(y, result.test[name])
         top = max(top, bins.to_numpy().max())
         ece = result.comparison.loc[name, "ece"]
-        ax.plot(bins["predicted"], bins["observed"], label=f"{NAMES[name]} (ECE {ece:.3f})", **STYLES[name])
+        ax.plot(bins["predicted"], bins["observed"], label=f"{result.labels[name]} (ECE {ece:.3f})", **STYLES.get(name, EXTRA_STYLE))
     top = min(1.0, 1.05 * top)
     ax.plot([0, top], [0, top], color="lightgray", linestyle=":", label="Perfect calibration")
     ax.set(xlim=(0, top), ylim=(0, top), aspect="equal",
@@ -216,12 +215,13 @@ def _lift_gain_figure(result: TrainingResult) -> Figure:
     width = 0.8 / len(names)
     deciles = np.arange(1, BINS + 1)
     for i, name in enumerate(names):
+        style = STYLES.get(name, EXTRA_STYLE)
         p = result.test[name].to_numpy(dtype=float)
         caught = np.r_[0, np.cumsum(y[np.argsort(-p, kind="stable")])] / y.sum()
-        gain.plot(np.linspace(0, 1, len(caught)), caught, label=NAMES[name], color=STYLES[name]["color"],
-                  linestyle=STYLES[name].get("linestyle", "-"))
+        gain.plot(np.linspace(0, 1, len(caught)), caught, label=result.labels[name], color=style["color"],
+                  linestyle=style.get("linestyle", "-"))
         by_decile = _equal_mass_bins(y, p)["observed"].to_numpy()[::-1] / y.mean()
-        lift.bar(deciles + (i - (len(names) - 1) / 2) * width, by_decile, width, label=NAMES[name], color=STYLES[name]["color"])
+        lift.bar(deciles + (i - (len(names) - 1) / 2) * width, by_decile, width, label=result.labels[name], color=style["color"])
     gain.plot([0, 1], [0, 1], color="lightgray", linestyle=":", label="Random order")
     gain.set(xlim=(0, 1), ylim=(0, 1), title="Cumulative gain: churners caught by contacting the riskiest first",
              xlabel="Share of accounts contacted (riskiest first)", ylabel="Share of churners caught")
@@ -239,7 +239,7 @@ def _beeswarm_figure(result: TrainingResult) -> Figure:
     codes = [f.code for f in model.features]
     sample = result.test.sample(n=min(SHAP_ROWS, len(result.test)), random_state=SEED)
     X = model.matrix(sample[codes])
-    values = shap.TreeExplainer(model.booster_)(X).values
+    values = model.contributions(sample[codes])[:, :-1]
     top = np.argsort(-np.abs(values).mean(axis=0), kind="stable")[:SHAP_METRICS]
     labels = [model.features[i].label for i in top]
     explanation = shap.Explanation(values=values[:, top], data=X.iloc[:, top].set_axis(labels, axis=1), feature_names=labels)
@@ -275,7 +275,7 @@ def _model_card(result: TrainingResult, scorecard: pd.DataFrame, tiers: pd.DataF
     cut = model.tiers_
     horizon = f"{info['horizon_days']} days" if info.get("horizon_days") else "the label horizon"
     categorical = sum(f.kind == "categorical" for f in model.features)
-    baselines = " and ".join(f"{cmp.loc[n, 'roc_auc']:.3f} for the {NAMES[n].lower()}" for n in (LOGISTIC, SCORECARD) if n in cmp.index)
+    baselines = " and ".join(f"{cmp.loc[n, 'roc_auc']:.3f} for the {result.labels[n].lower()}" for n in (LOGISTIC, SCORECARD) if n in cmp.index)
     summary = result.split_summary
     dated = summary["first_as_of"].notna().any()
     slices = pd.DataFrame({

@@ -19,20 +19,21 @@ class LogisticBaseline:
     """Standardised numeric metrics (median-imputed, with missing flags) + one-hot categoricals."""
 
     def __init__(self, features: list[FeatureSpec]):
-        self.numeric = [f.code for f in features if f.kind == "numeric"]
-        self.categorical = [f.code for f in features if f.kind == "categorical"]
+        self.features = features
 
     def fit(self, X: pd.DataFrame, y) -> LogisticBaseline:
+        self.numeric_ = [f.code for f in self.features if f.kind == "numeric"]
+        self.categorical_ = [f.code for f in self.features if f.kind == "categorical"]
         prep = ColumnTransformer([
-            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()), self.numeric),
-            ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"), OneHotEncoder(handle_unknown="ignore")), self.categorical),
+            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()), self.numeric_),
+            ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"), OneHotEncoder(handle_unknown="ignore")), self.categorical_),
         ])
         self.pipeline_ = make_pipeline(prep, LogisticRegression(C=1.0, max_iter=5000)).fit(self._frame(X), np.asarray(y, dtype=int))
         return self
 
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        num = X[self.numeric].apply(pd.to_numeric, errors="coerce").astype(float)
-        cat = X[self.categorical].astype(object).where(X[self.categorical].notna(), "(missing)")
+        num = X[self.numeric_].apply(pd.to_numeric, errors="coerce").astype(float)
+        cat = X[self.categorical_].astype(object).where(X[self.categorical_].notna(), "(missing)")
         return pd.concat([num, cat], axis=1)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -47,10 +48,11 @@ class ScorecardBaseline:
     """
 
     def __init__(self, features: list[FeatureSpec]):
-        self.directions = {f.code: f.good_direction for f in features if f.kind == "numeric" and f.good_direction != "none"}
+        self.features = features
 
     def fit(self, X: pd.DataFrame, y, X_valid: pd.DataFrame, y_valid) -> ScorecardBaseline:
-        self.reference_ = {c: np.sort(pd.to_numeric(X[c], errors="coerce").dropna().to_numpy(float)) for c in self.directions}
+        self.directions_ = {f.code: f.good_direction for f in self.features if f.kind == "numeric" and f.good_direction != "none"}
+        self.reference_ = {c: np.sort(pd.to_numeric(X[c], errors="coerce").dropna().to_numpy(float)) for c in self.directions_}
         risk = 100 - self.points(X_valid)
         self.calibrator_ = Calibrator.fit((risk - 50) / 10, y_valid, "sigmoid")
         return self
@@ -58,7 +60,7 @@ class ScorecardBaseline:
     def points(self, X: pd.DataFrame) -> np.ndarray:
         """The 0-100 health points a hand-built scorecard would show."""
         scores = []
-        for code, direction in self.directions.items():
+        for code, direction in self.directions_.items():
             ref, values = self.reference_[code], pd.to_numeric(X[code], errors="coerce").to_numpy(float)
             if not len(ref):
                 continue

@@ -1,8 +1,9 @@
 """`HealthModel`: LightGBM churn classifier + calibration + frozen tiers, in scikit-learn style.
 
-Saved as plain files that load without unpickling anything: the booster as LightGBM text and
-everything else (feature specs, categories, calibration, tier cut-offs, the reference
-population's distributions) as JSON.
+The only way into a fitted model: other modules ask it for probabilities, scores, tiers and
+exact per-metric contributions, never for its booster or calibrator. Saved as plain files that
+load without unpickling anything: the booster as LightGBM text and everything else (feature
+specs, categories, calibration, tier cut-offs, the reference population, provenance) as JSON.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
+from sklearn.exceptions import NotFittedError
 
 from healthscore.dataset import FeatureSpec
 from healthscore.io import atomic_path
 from healthscore.model.calibration import Calibrator
-from healthscore.model.settings import ModelParams
-from healthscore.model.tiers import TierPolicy, Tiers
+from healthscore.model.tiers import Tiers, freeze_tiers
+from healthscore.settings import ModelParams, TierPolicy
 
 BOOSTER_FILE = "booster.txt"
 MODEL_FILE = "model.json"
@@ -26,38 +29,96 @@ QUANTILES = np.linspace(0, 1, 101)
 PROBABILITY_QUANTILES = np.linspace(0, 1, 1001)
 
 
+class FeatureDistribution(BaseModel):
+    """One metric in the reference population: for rank texts, codes and drift checks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    missing_share: float
+    quantiles: list[float] | None = None  # numeric: the 101 percentiles of the present values
+    categories: dict[str, float] | None = None  # categorical: each level's share of the present values
+
+
+class Reference(BaseModel):
+    """What the training population looked like."""
+
+    rows: int
+    probability_quantiles: list[float]  # the calibrated churn probability's 1001 quantiles
+    features: dict[str, FeatureDistribution]
+
+
+class Provenance(BaseModel):
+    """Where a saved model came from: written by the registry when it logs the model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_name: str = ""
+    run_id: str = ""
+    trained_on: dict[str, list[str]] = {}  # slice -> [first as_of, last as_of]
+    test_metrics: dict[str, float] = {}
+
+
 class HealthModel:
-    """Fit on a training slice with a validation slice for early stopping and calibration."""
+    """Calibrated LightGBM churn model with frozen tiers.
+
+    Parameters
+    ----------
+    features : list of FeatureSpec
+        The metrics, in the order the booster sees them.
+    params : ModelParams
+    tier_policy : TierPolicy
+
+    Attributes
+    ----------
+    booster_ : lightgbm.Booster
+    calibrator_ : Calibrator
+        Log-odds -> calibrated churn probability.
+    categories_ : dict of str to list of str
+        Training levels of each categorical metric (unseen levels become missing).
+    tiers_ : Tiers
+        Probability cut-offs frozen on the training population.
+    reference_ : Reference
+    provenance_ : Provenance
+    best_iteration_ : int
+    """
 
     def __init__(self, features: list[FeatureSpec], params: ModelParams | None = None, tier_policy: TierPolicy | None = None):
-        self.features = list(features)
+        self.features = features
         self.params = params or ModelParams()
         self.tier_policy = tier_policy or TierPolicy()
 
     # --- fitting -------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y, X_valid: pd.DataFrame, y_valid) -> HealthModel:
+        """Fit on a training slice, with a validation slice for early stopping and calibration."""
+        params = self.params
         self.categories_ = {
             f.code: sorted(X[f.code].dropna().astype(str).unique().tolist()) for f in self.features if f.kind == "categorical"
         }
-        monotone = [self._direction(f) if self.params.monotone else 0 for f in self.features]
+        monotone = [self._direction(f) if params.monotone else 0 for f in self.features]
         train = lgb.Dataset(self.matrix(X), np.asarray(y, dtype=float), categorical_feature=list(self.categories_) or "auto")
         valid = lgb.Dataset(self.matrix(X_valid), np.asarray(y_valid, dtype=float), reference=train)
         self.booster_ = lgb.train(
-            self.params.lightgbm(monotone),
+            params.lightgbm(monotone),
             train,
-            num_boost_round=self.params.max_rounds,
+            num_boost_round=params.max_rounds,
             valid_sets=[valid],
-            callbacks=[lgb.early_stopping(self.params.early_stopping_rounds, verbose=False)],
+            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
         )
-        self.calibrator_ = Calibrator.fit(self.log_odds(X_valid), y_valid, self.params.calibration)
+        self.best_iteration_ = self.booster_.best_iteration
+        self.calibrator_ = Calibrator.fit(self.log_odds(X_valid), y_valid, params.calibration)
         reference_p = self.predict_proba(X)[:, 1]
-        self.tiers_ = self.tier_policy.thresholds(reference_p)
-        self.reference_ = {
-            "rows": len(X),
-            "probability_quantiles": np.quantile(reference_p, PROBABILITY_QUANTILES).tolist(),
-            "features": {f.code: _distribution(X[f.code], f.kind) for f in self.features},
-        }
+        self.tiers_ = freeze_tiers(self.tier_policy, reference_p)
+        self.reference_ = Reference(
+            rows=len(X),
+            probability_quantiles=np.quantile(reference_p, PROBABILITY_QUANTILES).tolist(),
+            features={f.code: _distribution(X[f.code], f.kind) for f in self.features},
+        )
+        self.provenance_ = Provenance()
         return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "booster_"):
+            raise NotFittedError("this HealthModel is not fitted: call fit() or HealthModel.load() first")
 
     @staticmethod
     def _direction(f: FeatureSpec) -> int:
@@ -83,10 +144,27 @@ class HealthModel:
     # --- predicting ----------------------------------------------------------------------------
     def log_odds(self, X: pd.DataFrame) -> np.ndarray:
         """The booster's raw margin: the scale TreeSHAP contributions add up on."""
+        self._check_fitted()
         return self.booster_.predict(self.matrix(X), raw_score=True)
 
+    def contributions(self, X: pd.DataFrame) -> np.ndarray:
+        """Exact TreeSHAP contributions to the log-odds, shape (n_samples, n_features + 1): one
+        column per feature in `features` order, the last the expected value; rows add up to
+        `log_odds(X)`. The one SHAP engine of the package (reasons, weights, plots)."""
+        self._check_fitted()
+        return self.booster_.predict(self.matrix(X), pred_contrib=True)
+
+    def probability(self, log_odds: np.ndarray) -> np.ndarray:
+        """Calibrated churn probability of a log-odds value."""
+        self._check_fitted()
+        return self.calibrator_.transform(log_odds)
+
+    def health_score(self, log_odds: np.ndarray) -> np.ndarray:
+        """The health score (0-100) of a log-odds value: 100 x (1 - calibrated probability)."""
+        return 100.0 * (1.0 - self.probability(log_odds))
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        p = self.calibrator_.transform(self.log_odds(X))
+        p = self.probability(self.log_odds(X))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -95,7 +173,7 @@ class HealthModel:
 
     def health_percentile(self, probability: np.ndarray) -> np.ndarray:
         """Share (0-100) of the reference population that is at higher churn risk."""
-        q = np.asarray(self.reference_["probability_quantiles"])
+        q = np.asarray(self.reference_.probability_quantiles)
         below = np.interp(probability, q, PROBABILITY_QUANTILES, left=0.0, right=1.0)
         return 100.0 * (1.0 - below)
 
@@ -103,7 +181,7 @@ class HealthModel:
         """churn_probability, health_score (100 x (1 - p)), health_percentile, tier and its label/colour.
         From the booster's own margin, never the sum of SHAP contributions: that sum can differ in
         the last bit, enough to move an account sitting on a tier cut-off."""
-        p = self.calibrator_.transform(self.log_odds(X))
+        p = self.probability(self.log_odds(X))
         tier = self.tiers_.assign(p)
         return pd.DataFrame(
             {
@@ -118,7 +196,8 @@ class HealthModel:
         )
 
     # --- persistence ---------------------------------------------------------------------------
-    def save(self, folder: str | Path, extra: dict | None = None) -> Path:
+    def save(self, folder: str | Path, provenance: Provenance | None = None) -> Path:
+        self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / BOOSTER_FILE) as tmp:
@@ -129,11 +208,11 @@ class HealthModel:
             "categories": self.categories_,
             "params": self.params.model_dump(),
             "tier_policy": self.tier_policy.model_dump(),
-            "best_iteration": self.booster_.best_iteration,
+            "best_iteration": self.best_iteration_,
             "calibration": self.calibrator_.model_dump(),
             "tiers": self.tiers_.model_dump(),
-            "reference": self.reference_,
-            **(extra or {}),
+            "reference": self.reference_.model_dump(exclude_none=True),
+            **(provenance or self.provenance_).model_dump(),
         }
         with atomic_path(folder / MODEL_FILE) as tmp:
             tmp.write_text(json.dumps(state, indent=1))
@@ -150,21 +229,21 @@ class HealthModel:
         )
         model.categories_ = state["categories"]
         model.booster_ = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
+        model.best_iteration_ = state["best_iteration"]
         model.calibrator_ = Calibrator.model_validate(state["calibration"])
         model.tiers_ = Tiers.model_validate(state["tiers"])
-        model.reference_ = state["reference"]
-        model.metadata_ = {k: v for k, v in state.items() if k not in cls._STATE_KEYS}
+        model.reference_ = Reference.model_validate(state["reference"])
+        model.provenance_ = Provenance.model_validate({k: v for k, v in state.items() if k not in cls._STATE_KEYS})
         return model
 
     _STATE_KEYS = {"format_version", "features", "categories", "params", "tier_policy", "best_iteration", "calibration", "tiers", "reference"}
 
 
-def _distribution(values: pd.Series, kind: str) -> dict:
-    """What the reference population looked like: for rank texts and drift checks later."""
+def _distribution(values: pd.Series, kind: str) -> FeatureDistribution:
     missing = float(values.isna().mean())
     if kind == "categorical":
         shares = values.dropna().astype(str).value_counts(normalize=True)
-        return {"missing_share": missing, "categories": {k: float(v) for k, v in shares.items()}}
+        return FeatureDistribution(missing_share=missing, categories={k: float(v) for k, v in shares.items()})
     numeric = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     quantiles = np.quantile(numeric, QUANTILES).tolist() if len(numeric) else []
-    return {"missing_share": missing, "quantiles": quantiles}
+    return FeatureDistribution(missing_share=missing, quantiles=quantiles)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from healthscore.model.tiers import TIERS
+from healthscore.scores_file import TIERS
 
 
 def expected_calibration_error(y, p, bins: int = 10) -> float:

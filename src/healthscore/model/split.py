@@ -17,7 +17,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from healthscore.dataset import Dataset
-from healthscore.model.settings import SplitConfig
+from healthscore.errors import SplitError
+from healthscore.settings import SplitConfig
 
 SLICES = ("train", "valid", "test")
 
@@ -39,10 +40,6 @@ class Split:
             rows.append({"slice": name, "rows": len(idx), "churn_rate": float(label.loc[idx].mean()),
                          "first_as_of": min(dates) if dates else None, "last_as_of": max(dates) if dates else None})
         return pd.DataFrame(rows).set_index("slice")
-
-
-class SplitError(ValueError):
-    """Too little labelled history for the requested slices."""
 
 
 def split_dataset(dataset: Dataset, config: SplitConfig | None = None) -> Split:

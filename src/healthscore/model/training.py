@@ -1,31 +1,43 @@
 """The data scientist's loop, step one: train on history and prove the model on the future.
 
 `train` fits the calibrated LightGBM model and its two baselines on the same time-ordered
-slices, scores all of them (plus the generator's true probabilities on demo data) on the same
-test slice, and turns the model's SHAP values into the learned weights of each metric.
+slices, scores all of them (plus any extra contender the caller brings, such as the demo's true
+probabilities) on the same test slice, and turns the model's SHAP values into the learned
+weights of each metric. `TrainingResult.check_quality` is the gate a model must pass before it
+may be registered.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from healthscore.dataset import Dataset
+from healthscore.errors import ModelQualityError
 from healthscore.model.baselines import LogisticBaseline, ScorecardBaseline
 from healthscore.model.estimator import HealthModel
 from healthscore.model.evaluation import comparison_table, evaluate
-from healthscore.model.settings import TrainingConfig
 from healthscore.model.split import Split, split_dataset
+from healthscore.model.tiers import freeze_tiers
+from healthscore.settings import TrainingConfig
 
-MODEL, LOGISTIC, SCORECARD, ORACLE = "lightgbm_calibrated", "logistic_regression", "hand_weighted_scorecard", "oracle"
+MODEL, LOGISTIC, SCORECARD = "lightgbm_calibrated", "logistic_regression", "hand_weighted_scorecard"
+LABELS = {MODEL: "LightGBM (calibrated)", LOGISTIC: "Logistic regression", SCORECARD: "Hand-weighted scorecard"}
 
 
-class ModelQualityError(RuntimeError):
-    """The learned model does not beat the classic baseline: do not ship it."""
+@dataclass(frozen=True)
+class ExtraContender:
+    """A contender the caller brings, shown beside the model on the test slice but never shipped
+    (the demo's true probabilities). `predict` gives churn probabilities for rows, or None when it
+    does not know all of them."""
+
+    name: str
+    label: str  # for tables and plots
+    predict: Callable[[pd.DataFrame], np.ndarray | None] = field(repr=False)
 
 
 @dataclass
@@ -38,6 +50,7 @@ class TrainingResult:
     test: pd.DataFrame  # test rows: keys, features, label, and every contender's churn probability
     dataset_digest: str
     config: TrainingConfig
+    labels: dict[str, str]  # contender -> its name in tables and plots
 
     def check_quality(self) -> None:
         model, logistic = self.comparison.loc[MODEL, "roc_auc"], self.comparison.loc[LOGISTIC, "roc_auc"]
@@ -53,24 +66,9 @@ def dataset_digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:16]
 
 
-def load_truth(path: Path) -> pd.DataFrame | None:
-    """The generator's true churn probabilities by account and as_of (demo data only)."""
-    if not path.exists():
-        return None
-    truth = pd.read_parquet(path).rename(columns={"p_churn_90d": "p"})
-    truth["as_of"] = pd.to_datetime(truth["as_of"]).dt.date
-    return truth
-
-
-def truth_for(truth: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray | None:
-    """The true probabilities of these rows; None unless every row has one."""
-    merged = rows[["account_id", "as_of"]].merge(truth, on=["account_id", "as_of"], how="left")
-    return None if merged["p"].isna().any() else merged["p"].to_numpy()
-
-
 def learned_weights(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
     """Each metric's share of the mean |SHAP| (exact TreeSHAP on the log-odds), summing to 100."""
-    contrib = model.booster_.predict(model.matrix(X), pred_contrib=True)[:, :-1]
+    contrib = model.contributions(X)[:, :-1]
     mean_abs = np.abs(contrib).mean(axis=0)
     rows = [
         {"metric": f.code, "label": f.label, "family": f.family, "good_direction": f.good_direction,
@@ -80,8 +78,9 @@ def learned_weights(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("weight_pct", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def train(dataset: Dataset, config: TrainingConfig | None = None, truth: Path | None = None) -> TrainingResult:
-    """Fit, calibrate, compare with the baselines on the test slice, and explain the weights."""
+def train(dataset: Dataset, config: TrainingConfig | None = None, extra: list[ExtraContender] = ()) -> TrainingResult:
+    """Fit, calibrate, compare with the baselines (and `extra` contenders) on the test slice, and
+    explain the weights."""
     config = config or TrainingConfig()
     spec = dataset.spec
     frame = dataset.labelled
@@ -102,15 +101,16 @@ def train(dataset: Dataset, config: TrainingConfig | None = None, truth: Path | 
     for name, predict in contenders.items():
         test[name] = predict(X_te)[:, 1]
         # each contender's tiers are cut on its own training predictions; the model froze its own in fit
-        cuts = model.tiers_ if name == MODEL else config.tiers.thresholds(predict(X_tr)[:, 1])
+        cuts = model.tiers_ if name == MODEL else freeze_tiers(config.tiers, predict(X_tr)[:, 1])
         results[name] = evaluate(y_te, test[name], cuts.assign(test[name]))
-    known = load_truth(truth) if truth and spec.as_of_column else None
-    oracle = truth_for(known, X_te) if known is not None else None
-    if oracle is not None:
-        test[ORACLE] = oracle
-        train_truth = truth_for(known, X_tr)
-        tiers = config.tiers.thresholds(train_truth).assign(oracle) if train_truth is not None else None
-        results[ORACLE] = evaluate(y_te, oracle, tiers)
+    for contender in extra:
+        p = contender.predict(X_te)
+        if p is None:
+            continue
+        test[contender.name] = p
+        on_train = contender.predict(X_tr)
+        tiers = freeze_tiers(config.tiers, on_train).assign(p) if on_train is not None else None
+        results[contender.name] = evaluate(y_te, p, tiers)
 
     return TrainingResult(
         model=model,
@@ -121,4 +121,5 @@ def train(dataset: Dataset, config: TrainingConfig | None = None, truth: Path | 
         test=test,
         dataset_digest=dataset_digest(dataset.frame),
         config=config,
+        labels=LABELS | {c.name: c.label for c in extra},
     )

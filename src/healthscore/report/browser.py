@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from healthscore.errors import BrowserMissing
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND")
-
-
-class BrowserMissing(RuntimeError):
-    """No browser to drive: the message says how to install one."""
 
 
 def open_browser(profile: str | Path, width: int = 1400, height: int = 1000):

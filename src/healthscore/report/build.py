@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 
 from healthscore.dataset import FeatureSpec
-from healthscore.model.tiers import TIERS
+from healthscore.history.changes import changes
+from healthscore.model.estimator import FeatureDistribution
 from healthscore.report.inputs import read_runs, read_scores, resolve_model
 from healthscore.report.kpis import kpis
 from healthscore.report.playbooks import FALLBACK, HIGH_HEALTH, action_for, load_playbooks
-from healthscore.scoring import history as score_history
-from healthscore.scoring.reasons import REASONS
+from healthscore.scores_file import REASONS, TIERS, reason_columns
 
 MIN_POINTS = 5.0  # a score move of this size is listed in the movement section
 LISTED = 15  # accounts per movement list; the table holds them all
@@ -30,8 +30,7 @@ HISTOGRAM_BARS = 50  # at most; the bar width is the first of BAR_WIDTHS that fi
 BAR_WIDTHS = (0.5, 1, 2, 2.5, 5)
 TIER_RANK = {tier: rank for rank, tier in enumerate(reversed(TIERS))}  # unhealthy 0 < at_risk 1 < healthy 2
 ATTRIBUTES = ("mrr", "segment", "plan")  # metric values the report shows beside the score
-REASON_PARTS = [f"{side}_{k}_{part}" for side in ("reason", "strength") for k in range(1, REASONS + 1)
-                for part in ("code", "text", "points")]
+REASON_PARTS = reason_columns()
 
 
 @dataclass
@@ -70,11 +69,11 @@ def build_report(scores_path: str | Path, history: str | Path | None = None, mod
         "period": {"start": start, "end": as_of},
         "histogram": histogram(accounts["health_score"], accounts["tier"], cutoffs["unhealthy_at_or_below"]),
         "movement": _movement(history, runs, start, as_of, accounts, notes) if start else None,
-        "metrics": [_metric(f, health_model.reference_["features"].get(f.code, {})) for f in features],
+        "metrics": [_metric(f, health_model.reference_.features.get(f.code)) for f in features],
         "playbooks": books,
         "accounts": _table(accounts),
         "details": _details(accounts, scores["baseline_score"], values, points, features, runs),
-        "model": _model_facts(ref, health_model.metadata_),
+        "model": _model_facts(ref, health_model.provenance_),
         "notes": notes,
     }
     return Report(accounts, payload, notes)
@@ -175,7 +174,7 @@ def _movement(history: str | Path, runs: pd.DataFrame, start: dt.date, end: dt.d
         notes.append(f"The score history has no run for {end}: record these scores with `healthscore score --history` "
                      "to see which accounts moved and why.")
         return None
-    moved = score_history.changes(history, start, end, MIN_POINTS)
+    moved = changes(history, start, end, MIN_POINTS)
     names = accounts.set_index("account_id")["account_name"]
     rank_from, rank_to = moved["tier_from"].map(TIER_RANK), moved["tier_to"].map(TIER_RANK)
 
@@ -199,12 +198,14 @@ def _movement(history: str | Path, runs: pd.DataFrame, start: dt.date, end: dt.d
     }
 
 
-def _metric(feature: FeatureSpec, reference: dict) -> dict:
+def _metric(feature: FeatureSpec, reference: FeatureDistribution | None) -> dict:
     """What the page needs to word a metric and rank a value among the training accounts."""
+    quantiles = (reference.quantiles if reference else None) or []
+    categories = (reference.categories if reference else None) or {}
     return {"code": feature.code, "label": feature.label, "kind": feature.kind, "format": feature.format,
             "family": feature.family, "good": feature.good_direction, "missing": feature.missing_text,
-            "quantiles": [_compact(round(q, 4)) for q in reference.get("quantiles", [])],
-            "categories": {k: round(v, 4) for k, v in reference.get("categories", {}).items()}}
+            "quantiles": [_compact(round(q, 4)) for q in quantiles],
+            "categories": {k: round(v, 4) for k, v in categories.items()}}
 
 
 def _table(accounts: pd.DataFrame) -> dict:
@@ -264,9 +265,9 @@ def _details(accounts: pd.DataFrame, baseline: pd.Series, values: pd.DataFrame, 
     }
 
 
-def _model_facts(ref, metadata: dict) -> dict:
+def _model_facts(ref, provenance) -> dict:
     return {"name": ref.name, "version": ref.version, "run_id": ref.run_id,
-            "trained_on": metadata.get("trained_on", {}), "test_metrics": metadata.get("test_metrics", {})}
+            "trained_on": provenance.trained_on, "test_metrics": provenance.test_metrics}
 
 
 def _numbers(column: pd.Series, digits: int) -> list:

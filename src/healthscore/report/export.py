@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from healthscore.io import atomic_path
-from healthscore.scoring.reasons import REASONS
+from healthscore.scores_file import REASONS
 
 LEADING = ["account_id", "account_name", "csm_owner", "segment", "plan", "as_of", "health_score", "health_percentile",
            "tier", "tier_label", "churn_probability", "mrr", "revenue_at_risk", "previous_score", "previous_tier",

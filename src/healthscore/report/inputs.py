@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from healthscore.errors import ModelNotFound
+from healthscore.history.changes import score_trail
 from healthscore.model.estimator import HealthModel
-from healthscore.scoring import history
-from healthscore.scoring.batch import ModelRef, load_model
+from healthscore.registry import export_folder, load_model
+from healthscore.scores_file import ATTRIBUTES, NUMERIC_COLUMNS, SCORE_COLUMNS, ModelRef
 
-NUMERIC = [name for name, kind in history.SCORE_COLUMNS.items() if kind == "DOUBLE"]
 HISTORY_RUNS = 24  # score history points shown per account: two years of monthly runs
 
 
@@ -25,14 +26,14 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: no such scores file")
     if path.suffix.lower() == ".csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False).replace("", None)
-        for name in NUMERIC:
+        for name in NUMERIC_COLUMNS:
             if name in frame:
                 frame[name] = pd.to_numeric(frame[name], errors="coerce")
     elif path.suffix.lower() in (".parquet", ".pq"):
         frame = pd.read_parquet(path)
     else:
         raise ValueError(f"{path}: scores files are .parquet or .csv")
-    missing = [c for c in history.SCORE_COLUMNS if c not in frame]
+    missing = [c for c in SCORE_COLUMNS if c not in frame]
     if missing:
         raise ValueError(f"{path}: not a scores file (made by `healthscore score`), missing columns {', '.join(missing)}")
     if frame.empty:
@@ -44,7 +45,7 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: scores of {len(dates)} dates; a report shows one scoring run")
     if frame["account_id"].duplicated().any():
         raise ValueError(f"{path}: accounts appear more than once, e.g. {frame.loc[frame['account_id'].duplicated(), 'account_id'].iloc[0]}")
-    for attribute in ("account_name", "csm_owner"):
+    for attribute in ATTRIBUTES:
         if attribute not in frame:
             frame[attribute] = None
     return frame.reset_index(drop=True)
@@ -58,13 +59,11 @@ def resolve_model(scores: pd.DataFrame, ref: str | None = None) -> tuple[HealthM
         raise ValueError(f"the scores come from {len(pairs)} models; a report shows one model's run")
     name, version = (str(v) for v in pairs.iloc[0])
     if ref is None:
-        from healthscore.registry import EXPORT_ROOT
-
-        folder = EXPORT_ROOT / name / f"v{version}"
+        folder = export_folder(name, version)
         ref = str(folder) if folder.is_dir() else f"models:/{name}/{version}"
     try:
         model, found = load_model(ref)
-    except Exception as exc:  # a missing folder, registry or version: MLflow raises its own kinds
+    except ModelNotFound as exc:
         raise ValueError(f"cannot load the model {ref} that scored these accounts ({exc}); pass the right one with --model") from None
     if found.version != "local" and (found.name, found.version) != (name, version):
         raise ValueError(f"--model {ref} is {found.name} version {found.version}, but the scores were made by {name} version {version}")
@@ -72,12 +71,6 @@ def resolve_model(scores: pd.DataFrame, ref: str | None = None) -> tuple[HealthM
 
 
 def read_runs(db_path: str | Path, as_of: dt.date) -> pd.DataFrame:
-    """Every account's score at the last HISTORY_RUNS scoring dates up to `as_of`: one row per
-    account and date (the latest run of a date counts, as in `history.changes`)."""
-    with history.open_history(db_path) as con:
-        return con.execute("""
-            WITH dates AS (SELECT DISTINCT as_of FROM scores WHERE as_of <= ? ORDER BY as_of DESC LIMIT ?)
-            SELECT account_id, as_of, health_score, tier, TRY_CAST(metric_values ->> 'mrr' AS DOUBLE) AS mrr
-            FROM scores JOIN dates USING (as_of)
-            QUALIFY row_number() OVER (PARTITION BY account_id, as_of ORDER BY scored_at DESC, model_version DESC) = 1
-            ORDER BY as_of, account_id""", [as_of, HISTORY_RUNS]).df()
+    """Every account's score at the last HISTORY_RUNS scoring dates up to `as_of` (the latest run
+    of a date counts, as everywhere in the history)."""
+    return score_trail(db_path, as_of, HISTORY_RUNS)

@@ -1,7 +1,8 @@
 """The scoring job: every account gets a calibrated score, a tier and the reasons behind it.
 
-Input accounts = scored rows + rejected rows: a row that cannot be scored goes to a rejection
-file beside the output with its reason. Rows are read and scored in chunks so memory follows the
+Input accounts = scored rows + rejected rows: a row that cannot be scored goes to the rejection
+file beside the output with its reason (with the raw-table rows that the source checks set
+aside, when the input was built from raw tables). Rows are read and scored in chunks so memory follows the
 chunk, and the output appears only when complete (written to a temporary file, then renamed).
 """
 
@@ -20,64 +21,28 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from healthscore.dataset import write_exclusions
+from healthscore.defaults import CHUNK_SIZE, MAX_REJECTED_SHARE
+from healthscore.errors import REJECTION_COLUMNS, Reason, TooManyRejected, no_rejections
 from healthscore.io import atomic_path
 from healthscore.model.estimator import HealthModel
+from healthscore.model.reasons import scores_with_reasons
+from healthscore.scores_file import ModelRef, metadata_path_for, rejected_path_for, scored_now
+from healthscore.scoring.chunks import ScoringInput, row_keys
 from healthscore.scoring.drift import DriftCheck
-from healthscore.scoring.inputs import REJECTION_COLUMNS, FrameInput, ScoringInput, no_rejections, row_keys
-from healthscore.scoring.reasons import explain
-
-DEFAULT_CHUNK = 50_000
-MAX_REJECTED_SHARE = 0.01  # more rejected than this and the input is probably broken: the run fails
-ATTRIBUTES = ("account_name", "csm_owner")
+from healthscore.scoring.inputs import FrameInput
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """Which model scored: recorded beside every score so a model change is never mistaken for a
-    change of behaviour."""
-
-    name: str
-    version: str
-    run_id: str
-
-
-def load_model(ref: str) -> tuple[HealthModel, ModelRef]:
-    """A registered model (`models:/name@alias`, `models:/name/3`) or an export under models/."""
-    if ref.startswith("models:/"):
-        import mlflow
-
-        from healthscore.pyfunc_model import ARTIFACT
-        from healthscore.registry import connect
-
-        client = connect()
-        name, _, rest = ref.removeprefix("models:/").partition("@")
-        if rest:
-            version = client.get_model_version_by_alias(name, rest)
-        else:
-            name, _, number = ref.removeprefix("models:/").partition("/")
-            version = client.get_model_version(name, number)
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}"))
-        return HealthModel.load(local / "artifacts" / ARTIFACT), ModelRef(name, str(version.version), version.run_id)
-    folder = Path(ref)
-    if (folder / "champion.json").exists():  # models/<name>: follow the champion pointer
-        folder = folder / json.loads((folder / "champion.json").read_text())["path"]
-    registration = json.loads((folder / "registration.json").read_text()) if (folder / "registration.json").exists() else {}
-    model = HealthModel.load(folder)
-    return model, ModelRef(registration.get("name", folder.parent.name), str(registration.get("version", "local")),
-                           registration.get("run_id", ""))
-
-
-def rejections(model: HealthModel, frame: pd.DataFrame, duplicates: set[str], by_as_of: bool = True) -> pd.DataFrame:
+def rejections(model: HealthModel, table: str, frame: pd.DataFrame, duplicates: set[str], by_as_of: bool = True) -> pd.DataFrame:
     """Rows of a chunk that cannot be scored and why. Missing metric values are legal (LightGBM
     handles them); `duplicates` are the keys the whole input repeats (see `duplicate_keys`)."""
     found = []
     ids = frame["account_id"] if "account_id" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     missing_id = ids.isna() | (ids.astype("string").str.strip() == "")
-    found.append(pd.DataFrame({"row": frame.index[missing_id], "column": "account_id", "value": None, "reason": "missing account id"}))
+    found.append(pd.DataFrame({"row": frame.index[missing_id], "column": "account_id", "value": None,
+                               "code": str(Reason.MISSING_ID), "reason": "missing account id"}))
     dupes = row_keys(ids, frame.get("as_of") if by_as_of else None).isin(duplicates).fillna(False) & ~missing_id
     found.append(pd.DataFrame({"row": frame.index[dupes], "column": "account_id", "value": ids[dupes].astype(str),
-                               "reason": "duplicate account id"}))
+                               "code": str(Reason.DUPLICATE_ID), "reason": "duplicate account id"}))
     for f in model.features:
         if f.code not in frame:
             raise ValueError(f"input has no column {f.code!r} that the model needs")
@@ -86,50 +51,20 @@ def rejections(model: HealthModel, frame: pd.DataFrame, duplicates: set[str], by
             numeric = pd.to_numeric(raw, errors="coerce")
             bad = (raw.notna() & numeric.isna()) | np.isinf(numeric.fillna(0).astype(float))
             found.append(pd.DataFrame({"row": frame.index[bad], "column": f.code, "value": raw[bad].astype(str),
-                                       "reason": "not a finite number"}))
+                                       "code": str(Reason.NOT_A_NUMBER), "reason": "not a finite number"}))
     found = [f for f in found if len(f)]
     if not found:
         return no_rejections()
     out = pd.concat(found, ignore_index=True).drop_duplicates("row", keep="first")
     out["account_id"] = ids.loc[out["row"]].to_numpy()
+    out["table"] = table
     return out[REJECTION_COLUMNS].sort_values("row", kind="stable").reset_index(drop=True)
-
-
-def scored_now() -> str:
-    """The `scored_at` stamp: UTC, to the second."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def score_rows(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.date | None, scored_at: str) -> pd.DataFrame:
-    """The output contract for one chunk (see README, 'Scores')."""
-    reasons = explain(model, rows)
-    scores = model.score(rows)
-    out = pd.DataFrame({"account_id": rows["account_id"].astype(str).to_numpy()}, index=rows.index)
-    # a snapshot without dates is the state of the accounts when it is scored
-    out["as_of"] = as_of if as_of is not None else (rows["as_of"] if "as_of" in rows else dt.date.fromisoformat(scored_at[:10]))
-    for attribute in ATTRIBUTES:  # who the account is and who owns it, for reports and CRM imports
-        out[attribute] = rows[attribute].astype("string") if attribute in rows else pd.NA
-    out = pd.concat([out, scores[["churn_probability", "health_score", "health_percentile", "tier", "tier_color"]], reasons], axis=1)
-    out["model_name"], out["model_version"], out["model_run_id"], out["scored_at"] = ref.name, ref.version, ref.run_id, scored_at
-    return out
 
 
 @dataclass
 class ScoreRun:
     rejected_path: Path | None
     metadata: dict
-
-
-class TooManyRejected(RuntimeError):
-    """More rows than allowed could not be scored: the input is probably broken."""
-
-
-def rejected_path_for(output: Path) -> Path:
-    return output.with_name(output.stem + ".rejected" + output.suffix)
-
-
-def metadata_path_for(output: Path) -> Path:
-    return output.with_name(output.stem + ".meta.json")
 
 
 class _ChunkWriter:
@@ -205,12 +140,14 @@ def score_input(
     source: ScoringInput,
     output: Path,
     as_of: dt.date | None = None,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int = CHUNK_SIZE,
     max_rejected_share: float = MAX_REJECTED_SHARE,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoreRun:
     """Score every row of `source` into `output` (.parquet/.csv) a chunk at a time, with the
-    rejections beside it and the run's metadata (counts, tiers, drift, timings, the riskiest)."""
+    rejections beside it and the run's metadata (counts, tiers, drift, timings, the riskiest).
+    Raw-table rows the source checks set aside lead the rejection file; they are counted apart
+    (`rejected_source_rows`), as they are not rows of the scoring input."""
     clock, scored_at = _Clock(), scored_now()
     by_as_of = as_of is None  # a given as_of is every row's: an account twice is then a duplicate
     with clock("finding duplicates"):
@@ -220,15 +157,17 @@ def score_input(
     reject_file = rejected_path_for(output)
     writer, reject_writer = _ChunkWriter(output), _ChunkWriter(reject_file)
     try:
+        if len(source.rejections):
+            reject_writer.write(_typed_rejections([source.rejections]))
         for chunk in clock.timed("reading", source.chunks(chunk_size)):
-            bad = rejections(model, chunk.rows, duplicates, by_as_of)
+            bad = rejections(model, source.description, chunk.rows, duplicates, by_as_of)
             if len(bad) or len(chunk.rejected):
                 reject_writer.write(_typed_rejections([chunk.rejected, bad]))
                 rejected += len(bad) + len(chunk.rejected)
             good = chunk.rows.drop(index=bad["row"])
             if len(good):
                 with clock("scoring and reasons"):
-                    scores = score_rows(model, ref, good, as_of, scored_at)
+                    scores = scores_with_reasons(model, ref, good, as_of, scored_at)
                 with clock("writing"):
                     writer.write(scores)
                 with clock("drift and summary"):
@@ -244,18 +183,18 @@ def score_input(
         writer.close(ok=False)
         reject_writer.close(ok=False)
         raise
+    set_aside = rejected + len(source.rejections)
     writer.close(ok=scored > 0)
-    reject_writer.close(ok=rejected > 0)
-    if not rejected:
+    reject_writer.close(ok=set_aside > 0)
+    if not set_aside:
         reject_file.unlink(missing_ok=True)  # a rejection file from an earlier run would mislead
-    write_exclusions(source.exclusions, output)  # raw rows the source checks set aside: beside the scores, not lost
     if scored == 0:
         raise TooManyRejected(f"{source.description}: none of its {done:,} rows could be scored"
-                              + (f"; see {reject_file}" if rejected else ""))
+                              + (f"; see {reject_file}" if set_aside else ""))
     metadata = {
         "model": ref.__dict__, "as_of": str(as_of) if as_of else None, "scored_at": scored_at, "input": source.description,
         "input_rows": done, "scored_rows": scored, "rejected_rows": rejected,
-        "excluded_source_rows": len(source.exclusions), "tiers": tiers,
+        "rejected_source_rows": len(source.rejections), "tiers": tiers,
         "seconds": round(sum(clock.seconds.values()) + sum(source.timings.values()), 2),
         "timings": {step: round(s, 2) for step, s in (source.timings | clock.seconds).items()},
         "output": str(output), "drift": drift.report(), "riskiest": riskiest.records(),
@@ -267,17 +206,17 @@ def score_input(
             f"{rejected} of {done} rows ({rejected / done:.1%}) could not be scored, more than the "
             f"allowed {max_rejected_share:.1%}; see {reject_file}"
         )
-    return ScoreRun(reject_file if rejected else None, metadata)
+    return ScoreRun(reject_file if set_aside else None, metadata)
 
 
 def _typed_rejections(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """One chunk's rejections in input order, typed alike in every chunk (one file schema)."""
-    frame = pd.concat([f for f in frames if len(f)], ignore_index=True).sort_values("row", kind="stable")
+    frame = pd.concat([f for f in frames if len(f)], ignore_index=True).sort_values(["table", "row"], kind="stable")
     return frame.astype({"row": "int64"} | {c: "str" for c in REJECTION_COLUMNS if c != "row"})
 
 
 def score_frame(model: HealthModel, ref: ModelRef, frame: pd.DataFrame, output: Path, as_of: dt.date | None = None,
-                chunk_size: int = DEFAULT_CHUNK, max_rejected_share: float = MAX_REJECTED_SHARE,
+                chunk_size: int = CHUNK_SIZE, max_rejected_share: float = MAX_REJECTED_SHARE,
                 progress: Callable[[int, int], None] | None = None) -> ScoreRun:
     """`score_input` for a frame in memory (metrics as built for training)."""
     return score_input(model, ref, FrameInput(frame), output, as_of, chunk_size, max_rejected_share, progress)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from healthscore.model.estimator import HealthModel
+from healthscore.model.estimator import FeatureDistribution, HealthModel
 
 WATCH, ACT = 0.1, 0.25
 _EPS = 1e-4  # an empty bin would make the index infinite
@@ -27,13 +27,13 @@ class _Bins:
     """Counts of one distribution over the reference's bins, added up chunk by chunk; the last
     bin holds missing values (and, for categories, a bin before it values unseen in training)."""
 
-    def __init__(self, reference: dict):
-        missing = reference["missing_share"]
-        self.categories = list(reference.get("categories", {}))
-        if "categories" in reference:
-            self.expected = np.array([reference["categories"][c] * (1 - missing) for c in self.categories] + [0.0, missing])
+    def __init__(self, reference: FeatureDistribution):
+        missing = reference.missing_share
+        self.categories = list(reference.categories or {})
+        if reference.categories is not None:
+            self.expected = np.array([reference.categories[c] * (1 - missing) for c in self.categories] + [0.0, missing])
         else:
-            quantiles = np.asarray(reference["quantiles"])
+            quantiles = np.asarray(reference.quantiles)
             self.edges = np.unique(quantiles[::10])[1:-1]  # inner decile edges; ties (many zeros) merge bins
             inner = np.bincount(np.searchsorted(self.edges, quantiles, side="right"), minlength=len(self.edges) + 1)
             self.expected = np.r_[inner / len(quantiles) * (1 - missing), missing]
@@ -60,9 +60,9 @@ class DriftCheck:
 
     def __init__(self, model: HealthModel):
         self.features = [f.code for f in model.features]
-        self.bins = {code: _Bins(model.reference_["features"][code]) for code in self.features}
-        q = np.asarray(model.reference_["probability_quantiles"])
-        self.score = _Bins({"quantiles": q[:: len(q) // 100].tolist(), "missing_share": 0.0})
+        self.bins = {code: _Bins(model.reference_.features[code]) for code in self.features}
+        q = np.asarray(model.reference_.probability_quantiles)
+        self.score = _Bins(FeatureDistribution(quantiles=q[:: len(q) // 100].tolist(), missing_share=0.0))
 
     def add(self, rows: pd.DataFrame, churn_probability: np.ndarray) -> None:
         for code in self.features:

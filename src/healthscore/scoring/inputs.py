@@ -10,57 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import pandas as pd
 import pyarrow.parquet as pq
 
+from healthscore.build.raw import stream_dataset
 from healthscore.config import Config
-from healthscore.dataset import METADATA_KEY, FeatureSpec, conform, stream_dataset
-from healthscore.sources import EXCLUSION_COLUMNS
-
-REJECTION_COLUMNS = ["row", "account_id", "column", "value", "reason"]
-
-
-def no_rejections() -> pd.DataFrame:
-    return pd.DataFrame(columns=REJECTION_COLUMNS)
-
-
-def no_exclusions() -> pd.DataFrame:
-    return pd.DataFrame(columns=EXCLUSION_COLUMNS)
-
-
-@dataclass
-class Chunk:
-    rows: pd.DataFrame  # index: 1-based input row numbers; account_id, features, maybe as_of and attributes
-    rejected: pd.DataFrame = field(default_factory=no_rejections)  # rows read but unreadable, not in `rows`
-
-
-class ScoringInput(Protocol):
-    rows: int  # input rows in all
-    description: str  # what is read, for the run's metadata
-    exclusions: pd.DataFrame  # raw-table rows the source checks set aside before any account was built
-    timings: dict[str, float]  # seconds of the steps that prepared the input before its first chunk
-
-    def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
-        """Keys (see `row_keys`) of accounts that occur more than once: none of their rows is scored,
-        as nobody can say which one is right. By id alone (`by_as_of` False) when the run gives
-        every row one as_of."""
-
-    def chunks(self, size: int) -> Iterator[Chunk]: ...
-
-
-def row_keys(ids: pd.Series, as_of: pd.Series | None = None) -> pd.Series:
-    """An account is one row per as_of: the id, and the as_of when the input has several dates."""
-    keys = ids.astype("string").str.strip()
-    return keys if as_of is None else keys + "|" + as_of.astype("string").fillna("")
-
-
-def repeated(keys: pd.Series) -> set[str]:
-    keys = keys.dropna()
-    return set(keys[keys.duplicated()])
+from healthscore.dataset import METADATA_KEY, FeatureSpec, conform
+from healthscore.errors import no_rejections
+from healthscore.scoring.chunks import Chunk, ScoringInput, numbered, repeated, row_keys
+from healthscore.scoring.snapshot_input import SnapshotTableInput
 
 
 class FrameInput:
@@ -70,7 +30,7 @@ class FrameInput:
         self.frame = frame.reset_index(drop=True)
         self.frame.index = self.frame.index + 1
         self.rows, self.description = len(self.frame), description
-        self.exclusions, self.timings = no_exclusions(), {}
+        self.rejections, self.timings = no_rejections(), {}
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         if "account_id" not in self.frame:
@@ -90,14 +50,14 @@ class DatasetFileInput:
         self.file = pq.ParquetFile(path)
         self.rows, self.description = self.file.metadata.num_rows, str(path)
         self.has_as_of = "as_of" in self.file.schema_arrow.names
-        self.exclusions, self.timings = no_exclusions(), {}  # exclusions: reported when the dataset was built
+        self.rejections, self.timings = no_rejections(), {}  # raw-table rejections: reported by build-dataset
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         keys = self.file.read(columns=["account_id", "as_of"] if self.has_as_of and by_as_of else ["account_id"]).to_pandas()
         return repeated(row_keys(keys["account_id"], keys.get("as_of")))
 
     def chunks(self, size: int) -> Iterator[Chunk]:
-        return _numbered(conform(batch.to_pandas(), self.features) for batch in self.file.iter_batches(batch_size=size))
+        return numbered(conform(batch.to_pandas(), self.features) for batch in self.file.iter_batches(batch_size=size))
 
 
 class RawTablesInput:
@@ -107,22 +67,13 @@ class RawTablesInput:
     def __init__(self, config: Config, as_of: dt.date):
         self.stream = stream_dataset(config, as_of)
         self.rows, self.description = self.stream.rows, f"raw tables at {as_of}"
-        self.exclusions, self.timings = self.stream.exclusions, self.stream.timings
+        self.rejections, self.timings = self.stream.rejections, self.stream.timings
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         return set()  # one row per account by construction (observations are keyed by account)
 
     def chunks(self, size: int) -> Iterator[Chunk]:
-        return _numbered(self.stream.batches(size))  # typed as in training by the stream
-
-
-def _numbered(frames: Iterator[pd.DataFrame]) -> Iterator[Chunk]:
-    """Chunks with their rows numbered from 1 across the whole input."""
-    start = 1
-    for frame in frames:
-        frame.index = range(start, start + len(frame))
-        start += len(frame)
-        yield Chunk(frame)
+        return numbered(self.stream.batches(size))  # typed as in training by the stream
 
 
 def open_table(path: Path, id_column: str | None, features: list[FeatureSpec], as_of_column: str | None = None) -> ScoringInput:
@@ -133,6 +84,4 @@ def open_table(path: Path, id_column: str | None, features: list[FeatureSpec], a
         meta = pq.read_schema(path).metadata or {}
         if METADATA_KEY in meta:
             return DatasetFileInput(path, features)
-    from healthscore.scoring.snapshot_input import SnapshotTableInput
-
     return SnapshotTableInput(path, id_column or "account_id", features, as_of_column)

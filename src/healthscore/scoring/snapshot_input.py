@@ -1,7 +1,7 @@
 """A user's own snapshot table to score, read exactly as the model's training table was read.
 
 Every feature of a model trained on a snapshot table carries the `ColumnReading` decided on the
-training table; here each column is read by `snapshot.read_column` with that reading, so the model
+training table; here each column is read by `readers.read_column` with that reading, so the model
 never sees a column read one way in training and another way in scoring, and nothing is guessed
 again from the values of this file or of one chunk. The file is read a chunk at a time; only the
 key columns (and the dates counted from the file's latest one) are read whole, in a first pass.
@@ -18,25 +18,26 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from healthscore.dataset import ACCOUNT_ATTRIBUTES, ColumnReading, FeatureSpec
-from healthscore.scoring.inputs import REJECTION_COLUMNS, Chunk, no_exclusions, no_rejections, repeated, row_keys
-from healthscore.snapshot import (
+from healthscore.build.readers import (
     AS_OF_NAMES,
-    _date_reading,
-    _first,
-    _snake,
-    _text,
+    clean_text,
     csv_options,
+    date_reading,
     find_column,
+    first_values,
     is_parquet,
     parse_column,
     read_column,
     reading_errors,
+    snake_case,
 )
-from healthscore.sources import DataError
+from healthscore.dataset import ACCOUNT_ATTRIBUTES, ColumnReading, FeatureSpec
+from healthscore.errors import REJECTION_COLUMNS, DataError, Reason, no_rejections
+from healthscore.scoring.chunks import Chunk, repeated, row_keys
 
 SCAN_ROWS = 200_000  # rows per chunk of the first pass, which reads a few columns only
-NOT_READ = {"number": "{} is not a number", "text_number": "{} is not a number", "flag": "{} is not yes/no", "date": "{} is not a date"}
+NOT_READ = {"number": (Reason.NOT_A_NUMBER, "{} is not a number"), "text_number": (Reason.NOT_A_NUMBER, "{} is not a number"),
+            "flag": (Reason.NOT_YES_NO, "{} is not yes/no"), "date": (Reason.NOT_A_DATE, "{} is not a date")}
 
 
 @dataclass
@@ -54,7 +55,7 @@ class SnapshotTableInput:
     def __init__(self, path: Path, id_column: str, features: list[FeatureSpec], as_of_column: str | None = None):
         self.path, self.features = Path(path), features
         self.description = str(self.path)
-        self.exclusions, self.timings = no_exclusions(), {}  # unreadable rows are rejections, chunk by chunk
+        self.rejections, self.timings = no_rejections(), {}  # unreadable rows are rejected chunk by chunk, not here
         built = [f.code for f in features if f.reading is None]
         if built:
             raise DataError(f"{self.path}: the model was not trained on a snapshot table (its features, such as {built[0]!r}, "
@@ -75,15 +76,15 @@ class SnapshotTableInput:
         if as_of_column:
             candidates = [find_column(self.path, columns, as_of_column, "as_of")]
         else:
-            candidates = [c for c in columns if _snake(c) in AS_OF_NAMES and c not in taken]
+            candidates = [c for c in columns if snake_case(c) in AS_OF_NAMES and c not in taken]
         self.as_of = candidates[0] if len(candidates) == 1 else None  # several: none, as in training
         needs_as_of = [f.code for f in features if f.reading.how == "date" and f.reading.days_before == "as_of"]
         if needs_as_of and self.as_of is None:
             raise DataError(f"{self.path}: feature {needs_as_of[0]} counts days before each row's as_of, but "
                             + (f"several columns could be the as_of: {candidates}" if candidates
                                else f"no column is named like one ({', '.join(sorted(AS_OF_NAMES))})") + f"; columns are {columns}")
-        self.attributes = {_snake(c): c for c in columns
-                           if _snake(c) in set(ACCOUNT_ATTRIBUTES.values()) - set(self.sources) and c not in taken}
+        self.attributes = {snake_case(c): c for c in columns
+                           if snake_case(c) in set(ACCOUNT_ATTRIBUTES.values()) - set(self.sources) and c not in taken}
         self.latest = [f for f in features if f.reading.how == "date" and f.reading.days_before == "latest"]
 
     @property
@@ -98,22 +99,23 @@ class SnapshotTableInput:
         scan = self._scan
         needed = [self.id, *([self.as_of] if self.as_of else []), *self.sources.values(), *self.attributes.values()]
         for frame in self._frames(list(dict.fromkeys(needed)), size):
-            rows = pd.DataFrame({"account_id": _text(frame[self.id])}, index=frame.index)
-            checks = []  # (source column, unreadable rows, reason), in the order a row's first reason is taken
+            rows = pd.DataFrame({"account_id": clean_text(frame[self.id])}, index=frame.index)
+            checks = []  # (source column, unreadable rows, code, reason), in the order a row's first reason is taken
             as_of = None
             if self.as_of:
                 as_of, unread = parse_column(frame[self.as_of], scan.as_of_reading)
-                checks += [(self.as_of, _text(frame[self.as_of]).isna(), "missing as_of"), (self.as_of, unread, "as_of {} is not a date")]
+                checks += [(self.as_of, clean_text(frame[self.as_of]).isna(), Reason.MISSING_AS_OF, "missing as_of"),
+                           (self.as_of, unread, Reason.NOT_A_DATE, "as_of {} is not a date")]
                 rows["as_of"] = as_of.dt.date
             for f in self.features:
                 source = self.sources[f.code]
                 values, unread = read_column(frame[source], f.reading, as_of if f.reading.days_before == "as_of" else scan.latest)
                 rows[f.code] = values.astype("string") if f.kind == "categorical" else values.astype(float)
                 if f.reading.how in NOT_READ:
-                    checks.append((source, unread, NOT_READ[f.reading.how]))
+                    checks.append((source, unread, *NOT_READ[f.reading.how]))
             for name, column in self.attributes.items():
-                rows[name] = _text(frame[column])
-            rejected = _rejections(frame, rows["account_id"], checks)
+                rows[name] = clean_text(frame[column])
+            rejected = _rejections(self.description, frame, rows["account_id"], checks)
             yield Chunk(rows.drop(index=rejected["row"]), rejected)
 
     @cached_property
@@ -124,7 +126,7 @@ class SnapshotTableInput:
         columns = [self.id, *([self.as_of] if self.as_of else []), *(self.sources[f.code] for f in self.latest)]
         ids, as_of, latest = [], [], []
         for frame in self._frames(list(dict.fromkeys(columns)), SCAN_ROWS):
-            ids.append(_text(frame[self.id]))
+            ids.append(clean_text(frame[self.id]))
             if self.as_of:
                 as_of.append(frame[self.as_of])
             if self.latest:
@@ -136,9 +138,9 @@ class SnapshotTableInput:
         reading, keys = None, row_keys(ids)
         if self.as_of:
             as_of = pd.concat(as_of)
-            found = _date_reading(self.as_of, as_of)
+            found = date_reading(self.as_of, as_of)
             if found is None:
-                first = _first(_text(as_of).reset_index(drop=True))
+                first = first_values(clean_text(as_of).reset_index(drop=True))
                 raise DataError(f"{self.path}: as_of column {self.as_of!r} holds no dates; first values: {first}")
             reading = found[0]
             dates = parse_column(as_of, reading)[0]
@@ -167,15 +169,16 @@ class SnapshotTableInput:
                     yield frame
 
 
-def _rejections(frame: pd.DataFrame, ids: pd.Series, checks: list[tuple[str, pd.Series, str]]) -> pd.DataFrame:
+def _rejections(table: str, frame: pd.DataFrame, ids: pd.Series, checks: list[tuple[str, pd.Series, Reason, str]]) -> pd.DataFrame:
     """One rejection per row with a value its reading cannot read: the first such value."""
     found, seen = [], pd.Series(False, index=frame.index)
-    for column, unread, reason in checks:
+    for column, unread, code, reason in checks:
         new = unread & ~seen
         if new.any():
-            value = _text(frame.loc[new, column])
-            found.append(pd.DataFrame({"row": value.index, "account_id": ids[new].astype(object), "column": column,
-                                       "value": value.astype(object), "reason": [reason.format(repr(v)) for v in value]}))
+            value = clean_text(frame.loc[new, column])
+            found.append(pd.DataFrame({"table": table, "row": value.index, "account_id": ids[new].astype(object), "column": column,
+                                       "value": value.astype(object), "code": str(code),
+                                       "reason": [reason.format(repr(v)) for v in value]}))
             seen |= new
     if not found:
         return no_rejections()

@@ -1,56 +1,34 @@
-"""`healthscore changes` and `healthscore explain`: the score history read by a CSM.
-
-Plain functions that the main app registers, so the history commands live beside their module
-rather than in one ever-growing cli.py.
-"""
+"""`healthscore changes` and `healthscore explain`: the score history read by a CSM."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from healthscore.model.tiers import TierPolicy
-from healthscore.scoring import history
+from healthscore.cli.console import handled, signed, tier_text
+from healthscore.cli.console import stdout as console
+from healthscore.defaults import HISTORY_DB
+from healthscore.history import changes as history
 
-console = Console(stderr=False)
-
-# Tier names are fixed; labels and colours are the defaults of the tier policy.
-TIER_COLORS = TierPolicy().colors
-
+app = typer.Typer()
 DbOpt = Annotated[Path, typer.Option("--db", help="Score history database (DuckDB), written by `healthscore score`.")]
 
 
-def _fail(exc: Exception) -> NoReturn:
-    console.print(Text.assemble(("error:", "bold red"), f" {exc}"))
-    raise typer.Exit(code=2)
-
-
-def _tier(tier: str, color: str | None = None) -> Text:
-    """The tier's name always, its colour as a help: a colour alone is lost on many screens."""
-    return Text(str(tier).replace("_", " "), style=color or TIER_COLORS.get(tier, ""))
-
-
-def _signed(points: float, digits: int = 0) -> Text:
-    return Text(f"{points:+.{digits}f}", style="red" if points < 0 else "green" if points > 0 else "")
-
-
+@app.command("changes")
+@handled
 def changes_cmd(
     from_date: Annotated[str, typer.Option("--from", help="Earlier scoring date (YYYY-MM-DD).")],
     to_date: Annotated[str, typer.Option("--to", help="Later scoring date (YYYY-MM-DD).")],
     min_points: Annotated[float, typer.Option(help="Report score moves of at least this many points (tier changes always).")] = 10.0,
-    db: DbOpt = history.DEFAULT_DB,
+    db: DbOpt = HISTORY_DB,
     limit: Annotated[int, typer.Option(help="Rows shown, biggest drops first.")] = 50,
 ) -> None:
     """Which accounts' health moved between two scoring dates, and which metrics moved them."""
-    try:
-        found = history.changes(db, from_date, to_date, min_points)
-    except ValueError as exc:
-        _fail(exc)
+    found = history.changes(db, from_date, to_date, min_points)
     down, up = int((found["delta"] < 0).sum()), int((found["delta"] > 0).sum())
     tiers = int((found["tier_from"] != found["tier_to"]).sum())
     models = int(found["model_changed"].sum())
@@ -65,32 +43,31 @@ def changes_cmd(
     table.add_column("tier", max_width=22)
     table.add_column("why (metrics that moved most)", min_width=32, ratio=1)
     for row in found.head(limit).itertuples():
-        tier = Text.assemble(_tier(row.tier_from), " -> ", _tier(row.tier_to))
+        tier = Text.assemble(tier_text(row.tier_from), " -> ", tier_text(row.tier_to))
         if row.model_changed:  # never let a model change pass for a change of behaviour
             tier.append(f"\nnew model: v{row.model_from} -> v{row.model_to}", style="bold magenta")
         table.add_row(
             Text(str(row.account_id)),
-            Text.assemble(f"{row.score_from:.0f} -> {row.score_to:.0f} ", _signed(row.delta)),
+            Text.assemble(f"{row.score_from:.0f} -> {row.score_to:.0f} ", signed(row.delta)),
             tier,
             Text(row.explanation),
         )
     console.print(table)
 
 
+@app.command("explain")
+@handled
 def explain_cmd(
     account_id: Annotated[str, typer.Argument(help="The account to explain.")],
     as_of: Annotated[Optional[str], typer.Option(help="Scoring date (YYYY-MM-DD); default: the account's latest.")] = None,
-    db: DbOpt = history.DEFAULT_DB,
+    db: DbOpt = HISTORY_DB,
 ) -> None:
     """Why an account has its score: every metric's points, and its score over time."""
-    try:
-        found = history.account_history(db, account_id, as_of)
-    except ValueError as exc:
-        _fail(exc)
+    found = history.account_history(db, account_id, as_of)
     row = found["score"]
     console.print(Text.assemble(
         (f"{account_id}", "bold"), f" on {found['as_of']}: health score {row['health_score']:.0f} ",
-        "(", _tier(row["tier"], row["tier_color"]), ")",
+        "(", tier_text(row["tier"], row["tier_color"]), ")",
         f", percentile {row['health_percentile']:.0f}, churn probability {row['churn_probability']:.1%}"))
     console.print(f"Model {row['model_name']} version {row['model_version']}, scored at {row['scored_at']}. "
                   f"Baseline {row['baseline_score']:.1f} + the points below = {row['health_score']:.1f}.")
@@ -99,11 +76,11 @@ def explain_cmd(
     points.add_column("value")
     points.add_column("points", justify="right", no_wrap=True)
     for c in found["contributions"]:
-        points.add_row(Text(c["label"]), Text(c["value_text"]), _signed(c["points"], 1))
+        points.add_row(Text(c["label"]), Text(c["value_text"]), signed(c["points"], 1))
     console.print(points)
     past = Table(title="Score history")
     for name in ("as_of", "score", "tier", "model version"):
         past.add_column(name, justify="right" if name == "score" else "left", no_wrap=True)
     for h in found["history"]:
-        past.add_row(str(h["as_of"]), f"{h['health_score']:.0f}", _tier(h["tier"], h["tier_color"]), Text(str(h["model_version"])))
+        past.add_row(str(h["as_of"]), f"{h['health_score']:.0f}", tier_text(h["tier"], h["tier_color"]), Text(str(h["model_version"])))
     console.print(past)

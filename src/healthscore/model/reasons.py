@@ -1,4 +1,6 @@
-"""Why a score is what it is: exact TreeSHAP contributions turned into health-score points.
+"""Why a score is what it is: exact TreeSHAP contributions turned into health-score points, and
+the scores-file columns of a batch of rows (`scores_with_reasons`), which the scoring job and
+the registered model's pyfunc both return.
 
 LightGBM's TreeSHAP contributions add up to the model's log-odds. The health score is a
 monotone (calibrated) function of the log-odds, so each contribution is scaled by the secant
@@ -9,25 +11,24 @@ every account because the calibration map is monotone and bounded.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
 from healthscore.dataset import FeatureSpec
-from healthscore.model.estimator import HealthModel
+from healthscore.model.estimator import FeatureDistribution, HealthModel
+from healthscore.scores_file import ATTRIBUTES, REASON_SIDES, REASONS, ModelRef
 
-REASONS = 3  # reason_1..3 pull the score down most; strength_1..3 hold it up most
 _FLAT = 1e-6  # below this log-odds distance the secant becomes the tangent
 
 
 def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """Per-metric health points (columns = feature codes) and each row's baseline score."""
-    contrib = model.booster_.predict(model.matrix(X), pred_contrib=True)
+    contrib = model.contributions(X)
     phi, base = contrib[:, :-1], contrib[:, -1]
     logit = contrib.sum(axis=1)
-
-    def score(z: np.ndarray) -> np.ndarray:
-        return 100.0 * (1.0 - model.calibrator_.transform(z))
-
+    score = model.health_score
     baseline, final = score(base), score(logit)
     gap = logit - base
     flat = np.abs(gap) < _FLAT
@@ -36,14 +37,14 @@ def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
     return pd.DataFrame(phi * slope[:, None], columns=[f.code for f in model.features], index=X.index), baseline
 
 
-def code_for(feature: FeatureSpec, value, reference: dict) -> str:
+def code_for(feature: FeatureSpec, value, reference: FeatureDistribution) -> str:
     """Stable machine-readable reason code: the metric and where the account's value sits."""
     stem = feature.code.upper()
     if _missing(value):
         return f"{stem}_MISSING"
     if feature.kind == "categorical":
         return f"{stem}_{''.join(ch if ch.isalnum() else '_' for ch in str(value).upper())}"
-    quantiles = reference.get("quantiles")
+    quantiles = reference.quantiles
     median = quantiles[len(quantiles) // 2] if quantiles is not None and len(quantiles) else value
     return f"{stem}_{'LOW' if value < median else 'HIGH'}"
 
@@ -65,11 +66,11 @@ def format_value(feature: FeatureSpec, value) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
-def rank_phrase(value: float, reference: dict) -> str:
+def rank_phrase(value: float, reference: FeatureDistribution) -> str:
     """'lower than 88% of accounts' / 'higher than 70% of accounts', against the training base.
 
     Shares are strict, so a value many accounts share (0 tickets) is not 'lower than 100%'."""
-    quantiles = reference.get("quantiles")
+    quantiles = reference.quantiles
     if quantiles is None or not len(quantiles):
         return ""
     q = np.asarray(quantiles)
@@ -87,7 +88,7 @@ def points_text(pts: float) -> str:
     return f"{pts:+.1f} points"
 
 
-def text_for(feature: FeatureSpec, value, reference: dict, pts: float) -> str:
+def text_for(feature: FeatureSpec, value, reference: FeatureDistribution, pts: float) -> str:
     """Plain language: 'Licence utilisation 34% (lower than 88% of accounts): -7 points'."""
     push = points_text(pts)
     if _missing(value):
@@ -107,13 +108,13 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
     pts, baseline = points(model, X)
     features = model.features
     # quantiles as arrays once, not per row and reason: these loops are the job's hot path
-    refs = [{**ref, "quantiles": np.asarray(ref.get("quantiles", []))}
-            for ref in (model.reference_["features"][f.code] for f in features)]
+    refs = [ref.model_copy(update={"quantiles": np.asarray(ref.quantiles if ref.quantiles is not None else [])})
+            for ref in (model.reference_.features[f.code] for f in features)]
     values = X[[f.code for f in features]].to_numpy(dtype=object)
     matrix = pts.to_numpy()
     order = np.argsort(matrix, axis=1, kind="stable")  # most negative first
     out: dict[str, object] = {}
-    for side, picks in (("reason", order[:, :REASONS]), ("strength", order[:, ::-1][:, :REASONS])):
+    for side, picks in zip(REASON_SIDES, (order[:, :REASONS], order[:, ::-1][:, :REASONS])):
         for k in range(REASONS):
             codes, texts, amounts = [], [], []
             for row, j in enumerate(picks[:, k]):
@@ -139,3 +140,18 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
     plain = X[codes].astype({f.code: "float64" for f in features if f.kind == "numeric"}).round(6)
     out["metric_values"] = plain.to_json(orient="records", lines=True).splitlines()
     return pd.DataFrame(out, index=X.index)
+
+
+def scores_with_reasons(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.date | None, scored_at: str) -> pd.DataFrame:
+    """The scores-file columns (`healthscore.scores_file.SCORE_COLUMNS`, plus the account
+    attributes) of a batch of rows."""
+    reasons = explain(model, rows)
+    scores = model.score(rows)
+    out = pd.DataFrame({"account_id": rows["account_id"].astype(str).to_numpy()}, index=rows.index)
+    # a snapshot without dates is the state of the accounts when it is scored
+    out["as_of"] = as_of if as_of is not None else (rows["as_of"] if "as_of" in rows else dt.date.fromisoformat(scored_at[:10]))
+    for attribute in ATTRIBUTES:  # who the account is and who owns it, for reports and CRM imports
+        out[attribute] = rows[attribute].astype("string") if attribute in rows else pd.NA
+    out = pd.concat([out, scores[["churn_probability", "health_score", "health_percentile", "tier", "tier_color"]], reasons], axis=1)
+    out["model_name"], out["model_version"], out["model_run_id"], out["scored_at"] = ref.name, ref.version, ref.run_id, scored_at
+    return out

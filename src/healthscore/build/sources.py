@@ -1,7 +1,7 @@
 """Raw tables into DuckDB: read each export, map its columns to the canonical names, check it.
 
 Every raw row ends up either in the clean view `src_<table>` that the metric SQL reads, or in the
-exclusion report with its table, row number, column, value and reason. Problems that make a
+rejections with its table, row number, column, value and reason. Problems that make a
 whole table unusable (missing file or column, unreadable file, empty table, a column where most
 values have the wrong type) are errors that name the table, column and first offending rows.
 """
@@ -16,13 +16,10 @@ import duckdb
 import pandas as pd
 
 from healthscore.config import Config, SourceConfig
+from healthscore.errors import REJECTION_COLUMNS, DataError, Reason, describe_rejections, no_rejections
 from healthscore.schema import SOURCE_SCHEMAS, Column, SourceSchema
 
-EXCLUSION_COLUMNS = ["table", "row", "account_id", "column", "value", "reason"]
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message names the table, column and rows at fault."""
+_SEP = "\x1f"  # between column, reason code and text in the one string a row's checks produce
 
 
 @dataclass
@@ -32,7 +29,7 @@ class LoadedSources:
     con: duckdb.DuckDBPyConnection
     columns: dict[str, set[str]]  # canonical columns present, per table
     row_counts: dict[str, int]
-    exclusions: pd.DataFrame
+    rejections: pd.DataFrame
     data_end: dt.date
     notes: list[str] = field(default_factory=list)
 
@@ -90,24 +87,27 @@ def _typed(col: Column, raw: str) -> str:
     return f"TRY_CAST({raw} AS DOUBLE)"
 
 
-def _checks(schema: SourceSchema, present: dict[str, str], data_end: str) -> list[tuple[str, str, str]]:
-    """(column, condition that marks a bad row, reason) in the order they are reported."""
+def _checks(schema: SourceSchema, present: dict[str, str], data_end: str) -> list[tuple[str, str, Reason, str]]:
+    """(column, condition that marks a bad row, reason code, reason) in the order they are reported."""
     out = []
     for col in schema.columns:
         if col.name not in present:
             continue
         raw, typed = ident(present[col.name]), f"t_{col.name}"
         if col.required and not col.nullable:
-            out.append((col.name, f"{typed} IS NULL AND {raw} IS NULL", "missing value"))
-        what = {"date": "a date", "timestamp": "a timestamp", "bool": "true/false", "number": "a number"}.get(col.type)
+            out.append((col.name, f"{typed} IS NULL AND {raw} IS NULL",
+                        Reason.MISSING_ID if col.name == "account_id" else Reason.MISSING_VALUE, "missing value"))
+        what = {"date": (Reason.NOT_A_DATE, "a date"), "timestamp": (Reason.NOT_A_TIMESTAMP, "a timestamp"),
+                "bool": (Reason.NOT_YES_NO, "true/false"), "number": (Reason.NOT_A_NUMBER, "a number")}.get(col.type)
         if what:
-            out.append((col.name, f"{typed} IS NULL AND {raw} IS NOT NULL", f"not {what}"))
+            out.append((col.name, f"{typed} IS NULL AND {raw} IS NOT NULL", what[0], f"not {what[1]}"))
         if col.type in ("date", "timestamp") and not col.scheduled:
-            out.append((col.name, f"CAST({typed} AS DATE) >= {data_end}", f"dated on or after the end of the data ({data_end[6:16]})"))
+            out.append((col.name, f"CAST({typed} AS DATE) >= {data_end}", Reason.AFTER_DATA_END,
+                        f"dated on or after the end of the data ({data_end[6:16]})"))
         if col.nonnegative:
-            out.append((col.name, f"{typed} < 0", "negative value"))
+            out.append((col.name, f"{typed} < 0", Reason.NEGATIVE, "negative value"))
         if col.min is not None:
-            out.append((col.name, f"{typed} < {col.min} OR {typed} > {col.max}", f"outside {col.min:g}-{col.max:g}"))
+            out.append((col.name, f"{typed} < {col.min} OR {typed} > {col.max}", Reason.OUT_OF_RANGE, f"outside {col.min:g}-{col.max:g}"))
     return out
 
 
@@ -127,13 +127,14 @@ class SourceLoader:
             self._map_columns(name)
         data_end = self._data_end()
         end_sql = f"DATE '{data_end.isoformat()}'"
-        exclusions, counts = [], {}
+        rejections, counts = [], {}
         for name in order:
-            excl, counts[name] = self._check(name, end_sql)
-            exclusions.append(excl)
-        frame = pd.concat([e for e in exclusions if len(e)], ignore_index=True) if any(len(e) for e in exclusions) else pd.DataFrame(columns=EXCLUSION_COLUMNS)
+            rejected, counts[name] = self._check(name, end_sql)
+            rejections.append(rejected)
+        found = [r for r in rejections if len(r)]
+        frame = pd.concat(found, ignore_index=True) if found else no_rejections()
         if len(frame) and not self.config.exclude_bad_rows:
-            raise DataError("bad rows (exclude_bad_rows is off):\n" + describe_exclusions(frame))
+            raise DataError("bad rows (exclude_bad_rows is off):\n" + describe_rejections(frame))
         columns = {n: set(p) | ({"quantity"} if n == "events" else set()) for n, p in self.present.items()}
         return LoadedSources(self.con, columns, counts, frame, data_end, self.notes)
 
@@ -170,15 +171,17 @@ class SourceLoader:
         return min(latest + dt.timedelta(days=1), tomorrow) if latest else tomorrow
 
     def _check(self, name: str, data_end: str) -> tuple[pd.DataFrame, int]:
-        """Create `src_<name>` (clean rows) and return the excluded rows and the clean count."""
+        """Create `src_<name>` (clean rows) and return the rejected rows and the clean count."""
         schema, present, raw = SOURCE_SCHEMAS[name], self.present[name], self.raw[name]
         typed = ", ".join(f"{_typed(schema.column(c), ident(r))} AS t_{c}" for c, r in present.items())
         checks = _checks(schema, present, data_end)
         if name != "accounts":
-            checks.append(("account_id", "t_account_id NOT IN (SELECT account_id FROM src_accounts)", "account_id not in accounts"))
+            checks.append(("account_id", "t_account_id NOT IN (SELECT account_id FROM src_accounts)", Reason.UNKNOWN_ACCOUNT,
+                           "account_id not in accounts"))
         if schema.key and schema.key in present:
-            checks.append((schema.key, f"count(*) OVER (PARTITION BY t_{schema.key}) > 1", f"duplicate {schema.key}"))
-        reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_str(col + ': ' + why)}" for col, cond, why in checks) + " END"
+            checks.append((schema.key, f"count(*) OVER (PARTITION BY t_{schema.key}) > 1", Reason.DUPLICATE_ID, f"duplicate {schema.key}"))
+        reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_str(_SEP.join((col, code, why)))}"
+                                    for col, cond, code, why in checks) + " END"
         # Events can be hundreds of millions of rows: checked on the fly rather than copied.
         kind = "VIEW" if name == "events" else "TABLE"
         self.con.execute(f"CREATE {kind} checked_{name} AS SELECT _row, {typed}, {reason} AS _reason FROM {raw}")
@@ -187,33 +190,34 @@ class SourceLoader:
         self.con.execute(f"CREATE TEMP TABLE bad_{name} AS SELECT _row, _reason FROM checked_{name} WHERE _reason IS NOT NULL")
         total = self.con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
         bad = self.con.execute(f"SELECT count(*) FROM bad_{name}").fetchone()[0]
-        excluded = self._exclusions(name, raw, present) if bad else pd.DataFrame(columns=EXCLUSION_COLUMNS)
-        self._column_type_errors(name, present, excluded)
+        rejected = self._rejections(name, raw, present) if bad else no_rejections()
+        self._column_type_errors(name, present, rejected)
         if bad == total:
-            raise DataError(f"{name}: every row is bad, nothing left to use:\n" + describe_exclusions(excluded))
+            raise DataError(f"{name}: every row is bad, nothing left to use:\n" + describe_rejections(rejected))
         clean = f"(SELECT _row, {typed} FROM {raw}) ANTI JOIN bad_{name} USING (_row)" if kind == "VIEW" \
             else f"checked_{name} WHERE _reason IS NULL"
         self._clean_view(name, present, clean)
-        return excluded, total - bad
+        return rejected, total - bad
 
-    def _column_type_errors(self, name: str, present: dict[str, str], excluded: pd.DataFrame) -> None:
+    def _column_type_errors(self, name: str, present: dict[str, str], rejected: pd.DataFrame) -> None:
         """A column in which no value has the expected type is mis-mapped or mistyped, not dirty."""
         for col in present:
-            failed = excluded[(excluded["column"] == col) & excluded["reason"].str.startswith("not ")]
+            failed = rejected[(rejected["column"] == col) & rejected["reason"].str.startswith("not ")]
             if len(failed) and not self.con.execute(
                 f"SELECT count(*) FROM checked_{name} WHERE t_{col} IS NOT NULL"
             ).fetchone()[0]:
-                raise DataError(f"{name}: column {col!r} ({present[col]!r}) has no value of the right type:\n" + describe_exclusions(failed))
+                raise DataError(f"{name}: column {col!r} ({present[col]!r}) has no value of the right type:\n" + describe_rejections(failed))
 
-    def _exclusions(self, name: str, raw: str, present: dict[str, str]) -> pd.DataFrame:
+    def _rejections(self, name: str, raw: str, present: dict[str, str]) -> pd.DataFrame:
         raw_cols = {c: f"CAST(r.{ident(r)} AS VARCHAR)" for c, r in present.items()}
-        value = "CASE " + " ".join(f"WHEN split_part(c._reason, ':', 1) = {sql_str(c_)} THEN {e}" for c_, e in raw_cols.items()) + " END"
+        part = {i: f"split_part(c._reason, {sql_str(_SEP)}, {i})" for i in (1, 2, 3)}
+        value = "CASE " + " ".join(f"WHEN {part[1]} = {sql_str(c_)} THEN {e}" for c_, e in raw_cols.items()) + " END"
         frame = self.con.execute(
             f"SELECT {sql_str(name)} AS \"table\", c._row AS row, {raw_cols['account_id']} AS account_id, "
-            f"split_part(c._reason, ': ', 1) AS \"column\", {value} AS value, split_part(c._reason, ': ', 2) AS reason "
+            f"{part[1]} AS \"column\", {value} AS value, {part[2]} AS code, {part[3]} AS reason "
             f"FROM bad_{name} c JOIN {raw} r USING (_row) ORDER BY c._row"
         ).df()
-        return frame[EXCLUSION_COLUMNS]
+        return frame[REJECTION_COLUMNS]
 
     def _clean_view(self, name: str, present: dict[str, str], clean: str) -> None:
         cols = [f"t_{c} AS {c}" for c in present]
@@ -224,15 +228,6 @@ class SourceLoader:
             when = " ".join(f"WHEN t_event_type IN ({', '.join(map(sql_str, types))}) THEN {sql_str(kind)}" for kind, types in kinds.items())
             cols.append(f"CASE {when} ELSE t_event_type END AS event_kind" if kinds else "t_event_type AS event_kind")
         self.con.execute(f"CREATE VIEW src_{name} AS SELECT {', '.join(cols)} FROM {clean}")
-
-
-def describe_exclusions(frame: pd.DataFrame, rows: int = 5) -> str:
-    """The first offending rows per table and reason, for an error message."""
-    lines = []
-    for (table, column, reason), group in frame.groupby(["table", "column", "reason"], sort=False):
-        shown = ", ".join(f"row {r} ({v!r})" for r, v in zip(group["row"].head(rows), group["value"].head(rows)))
-        lines.append(f"  {table}.{column}: {reason}: {len(group)} row(s), first: {shown}")
-    return "\n".join(lines)
 
 
 def load_sources(config: Config, con: duckdb.DuckDBPyConnection | None = None) -> LoadedSources:

@@ -220,3 +220,35 @@ def assemble_sql(metrics: list[Metric], tables: dict[str, MetricQuery], keep: li
     FROM base b JOIN observations o USING (account_id, as_of)
     LEFT JOIN (SELECT account_id{attr_cols} FROM src_accounts) a USING (account_id)
     ORDER BY b.as_of, b.account_id"""
+
+
+def metric_listing(catalogue: MetricCatalogue, code: str, present: dict[str, set[str]] | None = None) -> str:
+    """One metric's exact SQL as a listing an analyst can read and run against the `observations`
+    table and the clean `src_<table>` views: a query per base metric it needs, then the metric.
+    The build runs the same queries, several base metrics of one source sharing a scan."""
+    metrics = {m.code: m for m in expand(catalogue)}
+    if code not in metrics:
+        raise KeyError(code)
+    present = present or {name: {c.name for c in schema.columns} for name, schema in SOURCE_SCHEMAS.items()}
+    order: list[str] = []
+
+    def collect(c: str) -> None:
+        for dep in dict.fromkeys([*metrics[c].references, *metrics[c].inputs]):
+            collect(dep)
+        if c not in order:
+            order.append(c)
+
+    collect(code)
+    bases = [metrics[c] for c in order if metrics[c].aggregation not in DERIVED]
+    ctes = []
+    for m in bases:
+        windowed = m.aggregation in WINDOWED or m.aggregation == "new_user_activation"
+        query = windowed_query([m], present.get(m.source, set())) if windowed else lookup_query(m)
+        ctes.append(f"{m.code} AS ({query.sql.rstrip()}\n)")
+    columns = [f"coalesce({m.code}.{m.code}, 0) AS {m.code}" if m.aggregation in ZERO_WHEN_EMPTY else f"{m.code}.{m.code}"
+               for m in bases]
+    joins = " ".join(f"LEFT JOIN {m.code} USING (account_id, as_of)" for m in bases)
+    value = derived_sql([metrics[c] for c in order]).get(code, code)
+    return (f"-- {code}: {metrics[code].label}\nWITH {', '.join(ctes)},\n"
+            f"base AS (SELECT o.account_id, o.as_of, {', '.join(columns)} FROM observations o {joins})\n"
+            f"SELECT account_id, as_of, {value} AS {code} FROM base ORDER BY as_of, account_id\n")

@@ -1,8 +1,4 @@
-"""`healthscore report`: the CSM-facing HTML report, and the account table as CSV for a CRM.
-
-A plain function that the main app registers, so the command lives beside its module rather
-than in one ever-growing cli.py.
-"""
+"""`healthscore report`: the CSM-facing HTML report, and the account table as CSV for a CRM."""
 
 from __future__ import annotations
 
@@ -10,12 +6,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
-console = Console(stderr=True)
+from healthscore.cli.console import console, handled
+
+app = typer.Typer()
 
 
+@app.command("report")
+@handled
 def report_cmd(
     scores: Annotated[Path, typer.Option("--scores", help="Scores file (Parquet/CSV) written by `healthscore score`.")],
     out: Annotated[Path, typer.Option("--out", help="The report: one self-contained HTML file.")],
@@ -30,12 +29,8 @@ def report_cmd(
     """Portfolio, KPIs, movement and every account with its reasons and next actions, in one HTML page."""
     from healthscore.report import build_report, save_report
 
-    try:
-        report = build_report(scores, history=history, model=model, playbooks=playbooks)
-        save_report(report, out, csv)
-    except ValueError as exc:
-        console.print(Text.assemble(("error:", "bold red"), f" {exc}"))
-        raise typer.Exit(code=2) from None
+    report = build_report(scores, history=history, model=model, playbooks=playbooks)
+    save_report(report, out, csv)
     for note in report.notes:
         console.print(Text.assemble(("note:", "yellow"), f" {note}"))
     console.print(f"Report of {len(report.accounts):,} accounts: {out}" + (f"; CSV for the CRM: {csv}" if csv else ""))

@@ -13,6 +13,8 @@ import mlflow
 import pandas as pd
 
 from healthscore.model.estimator import HealthModel
+from healthscore.model.reasons import scores_with_reasons
+from healthscore.scores_file import ModelRef, scored_now
 
 ARTIFACT = "health_model"
 
@@ -36,16 +38,12 @@ class HealthScorePyfunc(mlflow.pyfunc.PythonModel):
     """Returns the columns of `healthscore score`, reasons included."""
 
     def load_context(self, context) -> None:
-        from healthscore.scoring.batch import ModelRef
-
         self.model = HealthModel.load(context.artifacts[ARTIFACT])
-        name, run_id = self.model.metadata_.get("model_name", ""), self.model.metadata_.get("run_id", "")
+        name, run_id = self.model.provenance_.model_name, self.model.provenance_.run_id
         self.ref = ModelRef(name, registered_version(name, run_id), run_id)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from healthscore.scoring.batch import score_rows, scored_now
-
-        return score_rows(self.model, self.ref, model_input.reset_index(drop=True), None, scored_now())
+        return scores_with_reasons(self.model, self.ref, model_input.reset_index(drop=True), None, scored_now())
 
 
 mlflow.models.set_model(HealthScorePyfunc())

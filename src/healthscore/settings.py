@@ -4,9 +4,41 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from healthscore.model.tiers import TierPolicy
+from healthscore.defaults import MODEL_NAME
+from healthscore.scores_file import TIERS
+
+
+class TierPolicy(BaseModel):
+    """How cut-offs are chosen. `quantile` (CS practice): on the reference population the best
+    `healthy_share` are healthy and the worst `unhealthy_share` unhealthy; the cut-offs are then
+    frozen as churn probabilities, so a later worsening of the base shows as more red.
+    `fixed`: the given probability cut-offs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: Literal["quantile", "fixed"] = "quantile"
+    healthy_share: float = Field(0.25, gt=0, lt=1)
+    unhealthy_share: float = Field(0.25, gt=0, lt=1)
+    healthy_below: float | None = Field(None, gt=0, lt=1)  # fixed: churn probability cut-offs
+    unhealthy_from: float | None = Field(None, gt=0, lt=1)
+    labels: dict[str, str] = {"healthy": "Healthy", "at_risk": "At risk", "unhealthy": "Unhealthy"}
+    colors: dict[str, str] = {"healthy": "green", "at_risk": "yellow", "unhealthy": "red"}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TierPolicy:
+        if self.policy == "fixed":
+            if self.healthy_below is None or self.unhealthy_from is None:
+                raise ValueError("the fixed tier policy needs healthy_below and unhealthy_from")
+            if self.healthy_below > self.unhealthy_from:
+                raise ValueError("healthy_below must not exceed unhealthy_from")
+        elif self.healthy_share + self.unhealthy_share >= 1:
+            raise ValueError("healthy_share + unhealthy_share must be below 1")
+        for name in ("labels", "colors"):
+            if set(getattr(self, name)) != set(TIERS):
+                raise ValueError(f"tier {name} must name exactly {list(TIERS)}")
+        return self
 
 
 class ModelParams(BaseModel):
@@ -62,4 +94,4 @@ class TrainingConfig(BaseModel):
     params: ModelParams = ModelParams()
     split: SplitConfig = SplitConfig()
     tiers: TierPolicy = TierPolicy()
-    registered_name: str = "customer-health"
+    registered_name: str = MODEL_NAME

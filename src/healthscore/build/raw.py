@@ -1,0 +1,156 @@
+"""The raw-table builder: the config's tables -> one point-in-time row per (account, as_of).
+
+Named steps, each on one DuckDB connection: connect, load and check the sources, choose the
+observation dates, label them (`labels`), compute every metric of the catalogue (`metric_sql`),
+and assemble the rows. Training (`build_dataset`) and scoring (`stream_dataset`, fetched in
+batches) run the same steps, so a metric is never computed one way for training and another for
+scoring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from healthscore.build.labels import observations_sql
+from healthscore.build.metric_sql import activation_relation_sql, assemble_sql, base_queries, expand
+from healthscore.build.sources import LoadedSources, load_sources
+from healthscore.catalogue import Metric
+from healthscore.config import Config
+from healthscore.dataset import ACCOUNT_ATTRIBUTES, Dataset, DatasetSpec, FeatureSpec, conform
+from healthscore.errors import DataError
+
+Progress = Callable[[str], None]
+
+
+def feature_spec(metric: Metric) -> FeatureSpec:
+    """What the dataset file says about a catalogue metric (label, kind, format, direction...)."""
+    return FeatureSpec(**metric.model_dump(include=set(FeatureSpec.model_fields)))
+
+
+@dataclass
+class DatasetStream:
+    """The metrics of every observed account, computed in DuckDB and not yet fetched: `frame()`
+    fetches them at once, `batches(n)` n rows at a time (scoring a large base)."""
+
+    con: duckdb.DuckDBPyConnection = field(repr=False)
+    sql: str = field(repr=False)
+    spec: DatasetSpec
+    rejections: pd.DataFrame
+    timings: dict[str, float]
+    rows: int
+
+    def frame(self) -> pd.DataFrame:
+        try:
+            return conform(self.con.execute(self.sql).df(), self.spec.features)
+        finally:
+            self.con.close()
+
+    def batches(self, size: int) -> Iterator[pd.DataFrame]:
+        try:
+            reader = self.con.sql(self.sql).to_arrow_reader(size)
+            for batch in reader:
+                yield conform(batch.to_pandas(), self.spec.features)
+        finally:
+            self.con.close()
+
+
+def stream_dataset(
+    config: Config, as_of: dt.date | list[dt.date] | None = None, progress: Progress | None = None, threads: int | None = None
+) -> DatasetStream:
+    """Compute the point-in-time metrics of every account at `as_of` (a date, a list, or the
+    config's schedule) and the churn label, ready to fetch. Training and scoring both come here."""
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    con = _connect(threads)
+
+    start = time.perf_counter()
+    say("reading and checking the raw tables")
+    sources = load_sources(config, con)
+    timings["load_and_check"] = time.perf_counter() - start
+
+    catalogue, notes = config.catalogue().available(sources.columns)
+    metrics = expand(catalogue)
+    dates = _observation_dates(config, sources, as_of, notes)
+    con.execute(observations_sql(config, sources.data_end, dates))
+
+    start = time.perf_counter()
+    rows = con.execute("SELECT count(*) FROM observations").fetchone()[0]
+    say(f"computing {len(catalogue)} metrics for {rows:,} account-dates")
+    tables = _compute_metrics(con, metrics, sources, say)
+    timings["metrics"] = time.perf_counter() - start
+
+    attributes = {c: out for c, out in ACCOUNT_ATTRIBUTES.items() if c in sources.columns["accounts"]}
+    spec = DatasetSpec(
+        origin="catalogue",
+        horizon_days=config.churn.horizon_days,
+        features=[feature_spec(m) for m in catalogue.features],
+        attributes=list(attributes.values()) + [m.code for m in catalogue if not m.feature],
+        notes=sources.notes + notes,
+    )
+    sql = assemble_sql(metrics, tables, [m.code for m in catalogue], attributes)
+    return DatasetStream(con, sql, spec, sources.rejections, timings, rows)
+
+
+def build_dataset(
+    config: Config, progress: Progress | None = None, threads: int | None = None, as_of_dates: list[dt.date] | None = None
+) -> Dataset:
+    """Build the point-in-time dataset for every account and as_of of the config's schedule
+    (or of `as_of_dates`)."""
+    stream = stream_dataset(config, as_of_dates, progress, threads)
+    start = time.perf_counter()
+    frame = stream.frame()
+    stream.timings["metrics"] += time.perf_counter() - start
+    return Dataset(frame, stream.spec, stream.rejections, stream.timings)
+
+
+def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        con.execute("SET enable_progress_bar = false")  # progress is ours to show
+    except duckdb.InvalidInputException:
+        pass  # in Jupyter DuckDB will not touch the setting without ipywidgets, and prints no bar
+    return con
+
+
+def _observation_dates(config: Config, sources: LoadedSources, as_of: dt.date | list[dt.date] | None,
+                       notes: list[str]) -> list[dt.date]:
+    """The as_of dates to observe: those asked for, or the schedule's up to the data end."""
+    if as_of is None:  # the schedule may run ahead of the data: its later dates are not observable yet
+        scheduled = config.schedule.dates()
+        dates = [d for d in scheduled if d <= sources.data_end]
+        if not dates:
+            raise DataError(f"every schedule date is after the end of the data ({sources.data_end})")
+        if len(dates) < len(scheduled):
+            notes.append(f"{len(scheduled) - len(dates)} schedule date(s) after the end of the data ({sources.data_end}) left out")
+        return dates
+    dates = [as_of] if isinstance(as_of, dt.date) else list(as_of)
+    late = [d for d in dates if d > sources.data_end]
+    if late:
+        raise DataError(f"as_of {late[0]} is after the end of the data ({sources.data_end}): no account can be observed then")
+    return dates
+
+
+def _compute_metrics(con: duckdb.DuckDBPyConnection, metrics: list[Metric], sources: LoadedSources,
+                     say: Progress) -> dict:
+    """One scan per query into a small temp table (DuckDB plans the parts far better than one
+    statement holding every scan); returns {table name: query} for the assembly."""
+    if any(m.aggregation == "new_user_activation" for m in metrics):
+        days = {m.activation_days for m in metrics if m.aggregation == "new_user_activation"}
+        if len(days) > 1:
+            raise DataError(f"new_user_activation metrics must share activation_days, got {sorted(days)}")
+        con.execute(activation_relation_sql(days.pop()))
+    tables = {}
+    for i, query in enumerate(base_queries(metrics, sources.columns)):
+        say(f"metrics: {query.name}")
+        con.execute(f"CREATE TEMP TABLE metric_{i} AS {query.sql}")
+        tables[f"metric_{i}"] = query
+    return tables

@@ -1,0 +1,117 @@
+"""`healthscore generate`, `build-dataset` and `metrics`: the data a model learns from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from healthscore.cli.console import console, fail, handled, stdout
+from healthscore.cli.options import AsOfOpt, ConfigOpt, IdOpt, LabelOpt, TableOpt
+
+app = typer.Typer()
+
+
+@app.command()
+@handled
+def generate(
+    out: Annotated[Path, typer.Option(help="Folder for the demo tables.")],
+    accounts: Annotated[int, typer.Option(help="Accounts created over the whole period.")] = 2000,
+    months: Annotated[int, typer.Option(help="Months of history.")] = 24,
+    start: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of the data.")] = "2024-01-01",
+    seed: Annotated[int, typer.Option(help="Same seed, same tables, byte for byte.")] = 7,
+) -> None:
+    """Write a synthetic B2B SaaS customer base with known churn truth (and a ready config)."""
+    from healthscore.cli.console import steps
+    from healthscore.demo import generate_demo
+
+    with steps() as progress:
+        summary = generate_demo(out, accounts=accounts, months=months, start=start.date(), seed=seed, progress=progress)
+    table = Table(title=f"Demo customer base in {out}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in summary.row_counts.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    console.print(f"Config: {out / 'healthscore.yaml'}")
+
+
+@app.command("build-dataset")
+@handled
+def build_dataset(
+    out: Annotated[Path, typer.Option(help="Dataset file to write (Parquet).")],
+    config: ConfigOpt = None,
+    table: TableOpt = None,
+    id_column: IdOpt = None,
+    label_column: LabelOpt = None,
+    as_of_column: AsOfOpt = None,
+) -> None:
+    """Build one point-in-time row per (account, as_of) with every metric and the churn label."""
+    from healthscore.dataset import rejections_path
+    from healthscore.pipeline import load_dataset
+
+    with console.status("building the dataset") as status:
+        dataset = load_dataset(config, None, table, id_column, label_column, as_of_column,
+                               progress=lambda msg: status.update(msg))
+    dataset.write(out)
+    _print_dataset_summary(dataset, out, rejections_path(out))
+
+
+def _print_dataset_summary(dataset, out: Path, rejected: Path) -> None:
+    frame, spec = dataset.frame, dataset.spec
+    for note in spec.notes:
+        console.print(f"[dim]note: {note}[/]")
+    summary = Table(title=f"Dataset {out}")
+    summary.add_column("as_of" if spec.as_of_column else "rows")
+    summary.add_column("accounts", justify="right")
+    summary.add_column("labelled", justify="right")
+    summary.add_column("churn rate", justify="right")
+    groups = frame.groupby(spec.as_of_column) if spec.as_of_column else [("all", frame)]
+    for key, rows in groups:
+        label = rows[spec.label_column] if spec.label_column else None
+        labelled = int(label.notna().sum()) if label is not None else 0
+        rate = f"{label.dropna().astype(float).mean():.1%}" if labelled else "-"
+        summary.add_row(str(key), f"{len(rows):,}", f"{labelled:,}", rate)
+    console.print(summary)
+    console.print(f"{len(frame):,} rows x {len(spec.features)} features written to {out}")
+    if len(dataset.rejections):
+        counts = dataset.rejections.groupby(["table", "column", "reason"]).size()
+        console.print(f"[yellow]{len(dataset.rejections):,} input rows rejected[/] (details in {rejected}):")
+        for (tbl, col, reason), n in counts.items():
+            console.print(f"  {tbl}.{col}: {reason}: {n:,}")
+    if dataset.timings:
+        console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in dataset.timings.items()))
+
+
+@app.command()
+@handled
+def metrics(
+    config: ConfigOpt = None,
+    markdown: Annotated[bool, typer.Option(help="Print a Markdown table (as in docs/METRICS.md).")] = False,
+    sql: Annotated[Optional[str], typer.Option("--sql", metavar="CODE", help="Print the exact SQL of one metric.")] = None,
+) -> None:
+    """List the metric catalogue in force (the defaults, or a config's with its additions), or
+    print one metric's SQL."""
+    from healthscore.build.metric_sql import metric_listing
+    from healthscore.catalogue import describe, load_default_catalogue, markdown_table
+    from healthscore.config import load_config
+
+    catalogue = load_config(config).catalogue() if config else load_default_catalogue()
+    if sql is not None:
+        codes = [m.code for m in catalogue]
+        if sql not in codes:
+            fail(f"--sql: no metric {sql!r} in the catalogue; metrics are {', '.join(codes)}")
+        print(metric_listing(catalogue, sql), end="")
+        return
+    if markdown:
+        print(markdown_table(catalogue), end="")
+        return
+    table = Table(title=f"{len(catalogue)} metrics")
+    for col in ("code", "label", "family", "good", "computed as"):
+        table.add_column(col)
+    for m in catalogue:
+        table.add_row(m.code, m.label, m.family, m.good_direction, describe(m))
+    stdout.print(table)

@@ -1,0 +1,85 @@
+"""`healthscore train` and `promote`: the data scientist's loop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from healthscore.cli.console import console, handled, print_frame
+from healthscore.cli.options import AsOfOpt, ConfigOpt, DatasetOpt, IdOpt, LabelOpt, NameOpt, TableOpt
+
+app = typer.Typer()
+
+
+def _dataset_and_settings(config, dataset, table, id_column, label_column, as_of_column):
+    from healthscore.config import load_config
+    from healthscore.pipeline import load_dataset
+    from healthscore.settings import TrainingConfig
+
+    cfg = load_config(config) if config else None
+    with console.status("building the dataset") as status:
+        data = load_dataset(cfg, dataset, table, id_column, label_column, as_of_column, progress=lambda m: status.update(m))
+    return data, cfg, (cfg.model if cfg else TrainingConfig())
+
+
+@app.command()
+@handled
+def train(
+    config: ConfigOpt = None,
+    dataset: DatasetOpt = None,
+    table: TableOpt = None,
+    id_column: IdOpt = None,
+    label_column: LabelOpt = "churned",
+    as_of_column: AsOfOpt = None,
+    name: NameOpt = None,
+) -> None:
+    """Learn the metric weights from churned-vs-retained history, compare with baselines, and
+    register the model as the challenger if it passes the quality gate."""
+    from healthscore.demo import truth_contender
+    from healthscore.model.training import LOGISTIC, MODEL, SCORECARD
+    from healthscore.pipeline import train_and_register
+
+    data, cfg, settings = _dataset_and_settings(config, dataset, table, id_column, label_column, as_of_column)
+    oracle = truth_contender(cfg.base_dir if cfg else None, dataset.parent if dataset else None)
+    with console.status("training and logging to MLflow"):
+        outcome = train_and_register(data, settings, name, [oracle] if oracle else [])
+    result = outcome.result
+    print_frame(result.split_summary, "Time-ordered slices")
+    shown = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift"] + [
+        c for c in result.comparison.columns if c.startswith(("churn_rate_", "accounts_"))]
+    short = {MODEL: "model", LOGISTIC: "logistic", SCORECARD: "scorecard"}
+    print_frame(result.comparison[shown].rename(index=short).T, "Test slice: model vs baselines")
+    print_frame(result.scorecard.set_index("label")[["family", "good_direction", "weight_pct"]].head(12),
+                "Learned weights (share of mean |SHAP|, %)", "{:.1f}")
+    if not outcome.passed:
+        console.print(f"[bold red]model rejected:[/] {outcome.rejection}")
+        console.print(f"Logged as rejected run {outcome.rejected_run_id}; not registered, so it cannot be promoted.")
+        raise typer.Exit(code=1)
+    registered = outcome.registered
+    console.print(f"Registered [bold]{registered.name}[/] version {registered.version} as 'challenger' "
+                  f"(run {registered.run_id}); exported to {registered.export_path}")
+
+
+@app.command()
+@handled
+def promote(
+    config: ConfigOpt = None,
+    dataset: DatasetOpt = None,
+    table: TableOpt = None,
+    id_column: IdOpt = None,
+    label_column: LabelOpt = "churned",
+    as_of_column: AsOfOpt = None,
+    name: NameOpt = None,
+    force: Annotated[bool, typer.Option(help="Promote even if the challenger is worse.")] = False,
+) -> None:
+    """Move the 'champion' alias to the challenger if it is not worse on the latest labelled data
+    (a registry without a champion takes its challenger as the first one)."""
+    from healthscore.pipeline import promote as run_promotion
+
+    data, _, settings = _dataset_and_settings(config, dataset, table, id_column, label_column, as_of_column)
+    outcome = run_promotion(data, name or settings.registered_name, force)
+    print_frame(outcome.comparison[["roc_auc", "pr_auc", "brier", "ece", "top_decile_lift"]].T, "Latest labelled slice")
+    verdict = "[green]promoted[/]" if outcome.promoted else "[yellow]not promoted[/]"
+    console.print(f"{verdict}: version {outcome.challenger_version} ({outcome.reason}); "
+                  f"champion is now version {outcome.challenger_version if outcome.promoted else outcome.champion_version}")

@@ -1,0 +1,16 @@
+"""Options that several commands share, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config pointing at the raw tables.")]
+DatasetOpt = Annotated[Optional[Path], typer.Option("--dataset", help="A dataset built by build-dataset.")]
+TableOpt = Annotated[Optional[Path], typer.Option("--table", help="Or: your own snapshot table (CSV/Parquet), no config needed.")]
+IdOpt = Annotated[Optional[str], typer.Option(help="With --table: the account id column.")]
+LabelOpt = Annotated[Optional[str], typer.Option(help="With --table: the churned yes/no column.")]
+AsOfOpt = Annotated[Optional[str], typer.Option(help="With --table: the snapshot date column, if any.")]
+NameOpt = Annotated[Optional[str], typer.Option(help="Registered model name (default from config: customer-health).")]

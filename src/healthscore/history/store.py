@@ -1,0 +1,197 @@
+"""The score history's storage: every recorded scoring run in one DuckDB file, so that a CSM can
+see why a score moved between two dates and a model change is never mistaken for a change of
+behaviour. Recording a run, opening the history, and `latest`, the rule every reader uses.
+
+Tables (this module's own storage):
+- `scores`: every column of the scores files, keyed by (account_id, as_of, model_name,
+  model_version). Re-recording a date with the same model replaces its rows.
+- `runs`: one row per (as_of, model) held in `scores`: when it was scored and recorded, tier
+  counts, the run metadata and the drift report.
+- `model_features`: how each model's metrics are labelled and formatted, so that old scores can
+  be explained without loading the model that made them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+
+from healthscore.dataset import FeatureSpec
+from healthscore.errors import HistoryError
+from healthscore.scores_file import SCORE_COLUMNS
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS scores (
+    {", ".join(f"{name} {kind}" for name, kind in SCORE_COLUMNS.items())},
+    PRIMARY KEY (account_id, as_of, model_name, model_version)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    as_of DATE, model_name VARCHAR, model_version VARCHAR, model_run_id VARCHAR,
+    scored_at TIMESTAMP, recorded_at TIMESTAMP, source VARCHAR,
+    accounts INTEGER, healthy INTEGER, at_risk INTEGER, unhealthy INTEGER, rejected INTEGER,
+    metadata JSON, drift JSON,
+    PRIMARY KEY (as_of, model_name, model_version)
+);
+CREATE TABLE IF NOT EXISTS model_features (
+    model_name VARCHAR, model_version VARCHAR, code VARCHAR, label VARCHAR, kind VARCHAR,
+    format VARCHAR, good_direction VARCHAR, family VARCHAR, missing_text VARCHAR,
+    PRIMARY KEY (model_name, model_version, code)
+);
+"""
+
+def _connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(db_path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")  # scored_at strings without an offset are UTC, as batch writes them
+    return con
+
+
+def _reader(path: Path) -> str:
+    """The DuckDB table function for a scores file. CSV is read as text and cast column by column:
+    the sniffer would otherwise turn account ids like 00123 into numbers."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "read_csv(?, header = true, all_varchar = true)"
+    if suffix in (".parquet", ".pq"):
+        return "read_parquet(?)"
+    raise HistoryError(f"{path}: scores files are .parquet or .csv")
+
+
+def record_run(db_path: str | Path, scores_path: str | Path, metadata: dict, features: list[FeatureSpec]) -> int:
+    """Append a scores file to the history; returns the rows recorded.
+
+    All or nothing: one transaction, and a history file that did not exist before a failed
+    ingest is removed again."""
+    db_path, scores_path = Path(db_path), Path(scores_path)
+    if not scores_path.exists():
+        raise HistoryError(f"{scores_path}: no such scores file")
+    reader = _reader(scores_path)
+    created = not db_path.exists()
+    try:
+        with _connect(db_path) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                rows = _ingest(con, reader, scores_path, metadata, features)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+    except BaseException:
+        if created:
+            for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    return rows
+
+
+def _ingest(con, reader: str, path: Path, metadata: dict, features: list[FeatureSpec]) -> int:
+    con.execute(SCHEMA)
+    found = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()}
+    missing = [c for c in SCORE_COLUMNS if c not in found]
+    if missing:
+        raise HistoryError(f"{path}: not a scores file, missing columns {', '.join(missing)}")
+    casts = ",\n    ".join(
+        "CAST(CAST(scored_at AS TIMESTAMPTZ) AS TIMESTAMP) AS scored_at" if name == "scored_at"
+        else f"CAST({name} AS {kind}) AS {name}"
+        for name, kind in SCORE_COLUMNS.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS\nSELECT\n    {casts}\nFROM {reader}", [str(path)])
+
+    rows, no_key, models = con.execute("""
+        SELECT count(*),
+               count_if(account_id IS NULL OR as_of IS NULL OR model_name IS NULL OR model_version IS NULL),
+               count(DISTINCT (model_name, model_version))
+        FROM staged""").fetchone()
+    if rows == 0:
+        raise HistoryError(f"{path}: no scores to record")
+    if no_key:
+        raise HistoryError(f"{path}: {no_key} rows lack an account_id, as_of or model; they cannot be placed in the history")
+    if models > 1:
+        raise HistoryError(f"{path}: scores from {models} models in one file; record one model's run at a time")
+    dupes = con.execute("""
+        SELECT account_id || ' at ' || as_of FROM staged
+        GROUP BY account_id, as_of HAVING count(*) > 1 ORDER BY 1 LIMIT 5""").fetchall()
+    if dupes:
+        raise HistoryError(f"{path}: accounts scored more than once for the same date: {', '.join(d[0] for d in dupes)}")
+
+    model_name, model_version = con.execute("SELECT any_value(model_name), any_value(model_version) FROM staged").fetchone()
+    model = [model_name, model_version]
+    con.execute("DELETE FROM scores WHERE model_name = ? AND model_version = ? AND as_of IN (SELECT as_of FROM staged)", model)
+    con.execute(f"INSERT INTO scores ({', '.join(SCORE_COLUMNS)}) SELECT * FROM staged")
+
+    con.execute("DELETE FROM runs WHERE model_name = ? AND model_version = ? AND as_of IN (SELECT as_of FROM staged)", model)
+    recorded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    con.execute("""
+        INSERT INTO runs
+        SELECT as_of, model_name, model_version, any_value(model_run_id), max(scored_at), ?, ?,
+               count(*), count_if(tier = 'healthy'), count_if(tier = 'at_risk'), count_if(tier = 'unhealthy'), ?,
+               CAST(? AS JSON), CAST(? AS JSON)
+        FROM staged
+        GROUP BY as_of, model_name, model_version""",
+        # the drift report gets a column of its own, queryable without unpacking the metadata
+        [recorded_at, str(path), metadata.get("rejected_rows"),
+         json.dumps({k: v for k, v in metadata.items() if k != "drift"}, default=str),
+         None if metadata.get("drift") is None else json.dumps(metadata["drift"], default=str)])
+
+    con.execute("DELETE FROM model_features WHERE model_name = ? AND model_version = ?", model)
+    if features:
+        con.executemany(
+            "INSERT INTO model_features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [model + [f.code, f.label, f.kind, f.format, f.good_direction, f.family, f.missing_text] for f in features])
+    return rows
+
+
+def as_date(value: str | dt.date) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise HistoryError(f"not a date: {value!r} (use YYYY-MM-DD)") from None
+
+
+def open_history(db_path: str | Path) -> duckdb.DuckDBPyConnection:
+    db_path = Path(db_path)
+    if not db_path.exists():
+        raise HistoryError(f"no score history at {db_path}: record a scoring run first (healthscore score)")
+    con = _connect(db_path, read_only=True)
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'scores'").fetchone()[0]:
+        con.close()
+        raise HistoryError(f"{db_path} holds no score history (no scores table)")
+    return con
+
+
+def scored_dates(con, account_id: str | None = None) -> list[dt.date]:
+    where, params = ("WHERE account_id = ?", [account_id]) if account_id is not None else ("", [])
+    return [row[0] for row in con.execute(f"SELECT DISTINCT as_of FROM scores {where} ORDER BY as_of", params).fetchall()]
+
+
+def date_list(dates: list[dt.date]) -> str:
+    return ", ".join(str(d) for d in dates) if dates else "none"
+
+
+def latest(where: str = "TRUE", columns: str = "*") -> str:
+    """SQL for one row per account and date from `scores`, restricted by `where`: when several runs
+    scored the same date, the one scored last counts (on a tie, the higher model version, as a
+    number where it is one). The one statement of that rule, for every reader of the history."""
+    return f"""
+    SELECT {columns} FROM scores WHERE {where}
+    QUALIFY row_number() OVER (
+        PARTITION BY account_id, as_of
+        ORDER BY scored_at DESC, TRY_CAST(model_version AS BIGINT) DESC NULLS LAST, model_version DESC) = 1"""
+
+
+def model_features(con) -> dict[tuple[str, str], dict[str, FeatureSpec]]:
+    found: dict[tuple[str, str], dict[str, FeatureSpec]] = {}
+    cursor = con.execute("SELECT * FROM model_features")
+    names = [d[0] for d in cursor.description]
+    for row in cursor.fetchall():
+        record = dict(zip(names, row))
+        key = (record.pop("model_name"), record.pop("model_version"))
+        found.setdefault(key, {})[record["code"]] = FeatureSpec(**record)
+    return found
+
+

@@ -1,0 +1,137 @@
+"""The public Python API: the pipeline's steps exactly as the CLI runs them, for notebooks and
+scheduled jobs.
+
+    load_dataset -> train_and_register -> promote -> score_accounts -> write_report
+
+Each step is one function over the layers below (build, model, registry, scoring, history,
+report); the CLI only parses options and prints what these return.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from healthscore.build.raw import build_dataset
+from healthscore.build.snapshot import build_snapshot_dataset
+from healthscore.config import Config, load_config
+from healthscore.dataset import Dataset, read_dataset
+from healthscore.defaults import CHUNK_SIZE, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
+from healthscore.errors import ModelQualityError, UserError
+from healthscore.history.store import record_run
+from healthscore.model.artefacts import write_training_artefacts
+from healthscore.model.training import ExtraContender, TrainingResult, train
+from healthscore.registry import RegisteredModel, load_model, log_rejected, log_training, promote
+from healthscore.report import write_report
+from healthscore.scoring.batch import ScoreRun, score_input
+from healthscore.scoring.chunks import ScoringInput
+from healthscore.scoring.inputs import FrameInput, RawTablesInput, open_table
+from healthscore.settings import TrainingConfig
+
+__all__ = ["TrainingOutcome", "load_dataset", "promote", "score_accounts", "train_and_register", "write_report"]
+
+
+def load_dataset(
+    config: Config | str | Path | None = None,
+    dataset: str | Path | None = None,
+    table: str | Path | None = None,
+    id_column: str | None = None,
+    label_column: str | None = "churned",
+    as_of_column: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Dataset:
+    """The modelling dataset from one of: a file written by `build-dataset` (`dataset`), the
+    user's own snapshot table (`table`, with its id and label columns), or the raw tables of a
+    `config`, built now."""
+    if (dataset is not None) + (table is not None) > 1 or (config is None and dataset is None and table is None):
+        raise UserError("give a config (raw tables), a dataset file, or a snapshot table (one of them)")
+    if dataset is not None:
+        return read_dataset(dataset)
+    if table is not None:
+        if not id_column:
+            raise UserError("a snapshot table needs its id column (--id-column)")
+        return build_snapshot_dataset(table, id_column, label_column, as_of_column)
+    if not isinstance(config, Config):
+        config = load_config(config)
+    return build_dataset(config, progress=progress)
+
+
+@dataclass
+class TrainingOutcome:
+    """A trained model and what became of it: registered as the challenger, or rejected by the
+    quality gate (logged as a rejected run, never registered, so no alias can point at it)."""
+
+    result: TrainingResult
+    registered: RegisteredModel | None
+    artefacts: dict[str, Path]  # file name -> path (gone with the temporary folder unless one was given)
+    rejected_run_id: str | None = None
+    rejection: str | None = None  # why the gate refused it
+
+    @property
+    def passed(self) -> bool:
+        return self.registered is not None
+
+
+def train_and_register(
+    dataset: Dataset,
+    settings: TrainingConfig | None = None,
+    name: str | None = None,
+    extra: Sequence[ExtraContender] = (),
+    artefacts: str | Path | None = None,
+) -> TrainingOutcome:
+    """Train, write the artefacts (into `artefacts`, or a temporary folder), run the quality
+    gate, then log and register (gate passed) or log as rejected (gate failed). `extra`
+    contenders are compared, never shipped."""
+    result = train(dataset, settings or TrainingConfig(), list(extra))
+    info = {"digest": result.dataset_digest, "origin": dataset.spec.origin, "horizon_days": dataset.spec.horizon_days}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(artefacts) if artefacts is not None else Path(tmp)
+        files = write_training_artefacts(result, folder, info)
+        try:
+            result.check_quality()
+        except ModelQualityError as exc:
+            run_id = log_rejected(result, dataset, folder, str(exc), name)
+            return TrainingOutcome(result, None, files, run_id, str(exc))
+        return TrainingOutcome(result, log_training(result, dataset, folder, name), files)
+
+
+def score_accounts(
+    output: Path,
+    model: str = MODEL_REF,
+    config: Config | None = None,
+    as_of: dt.date | None = None,
+    table: Path | pd.DataFrame | None = None,
+    id_column: str | None = None,
+    as_of_column: str | None = None,
+    history: Path | None = HISTORY_DB,
+    chunk_size: int = CHUNK_SIZE,
+    max_rejected_share: float = MAX_REJECTED_SHARE,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ScoreRun:
+    """Score the base at `as_of` from the raw tables of `config` (built by the same code as the
+    training data), or a `table`: a dataset file, the user's own snapshot table, or a frame.
+    The run is recorded in `history` (None: not recorded)."""
+    say = progress or (lambda *_: None)
+    health_model, ref = load_model(model)
+    source: ScoringInput
+    if config is not None:
+        if as_of is None:
+            raise UserError("scoring from the raw tables needs an as_of date (--as-of)")
+        say("building metrics", 0, 1)
+        source = RawTablesInput(config, as_of)
+    elif isinstance(table, pd.DataFrame):
+        source = FrameInput(table)
+    elif table is not None:
+        source = open_table(Path(table), id_column, health_model.features, as_of_column)
+    else:
+        raise UserError("score needs a config (raw tables) or a table of metrics")
+    run = score_input(health_model, ref, source, output, as_of, chunk_size, max_rejected_share,
+                      progress=lambda done, total: say("scoring", done, total))
+    if history is not None:
+        record_run(history, output, run.metadata, health_model.features)
+    return run
