@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from healthscore.errors import ModelQualityError, SplitError
+from healthscore.errors import ModelIntegrityError, ModelNotFound, ModelQualityError, SplitError
 from healthscore.model.calibration import Calibrator
-from healthscore.model.estimator import BOOSTER_FILE, MODEL_FILE, HealthModel
+from healthscore.model.estimator import BOOSTER_FILE, MANIFEST_FILE, MODEL_FILE, HealthModel
 from healthscore.model.evaluation import expected_calibration_error, top_decile_lift
 from healthscore.model.split import split_dataset
 from healthscore.model.tiers import freeze_tiers
@@ -88,16 +88,36 @@ def test_training_is_deterministic(data, result):
 
 def test_saved_model_is_text_and_json_and_predicts_identically(result, tmp_path):
     folder = result.model.save(tmp_path / "m")
-    assert sorted(p.name for p in folder.iterdir()) == sorted([BOOSTER_FILE, MODEL_FILE])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([BOOSTER_FILE, MODEL_FILE, MANIFEST_FILE])
     loaded = HealthModel.load(folder)
     X = result.test
     pd.testing.assert_frame_equal(loaded.score(X), result.model.score(X))
     scores = loaded.score(X)
-    assert np.allclose(scores.health_score, 100 * (1 - scores.churn_probability))
-    assert scores.health_percentile.between(0, 100).all()
-    # riskier accounts rank lower
-    order = np.argsort(scores.churn_probability.to_numpy())
+    scale = loaded.tiers_.scale
+    assert np.allclose(scores.health_score, np.clip(scale.offset - scale.factor * loaded.log_odds(X), 0, 100))
+    assert scores.health_percentile.between(0, 100).all() and scores.health_score.between(0, 100).all()
+    # riskier accounts rank lower, on the score as on the percentile
+    order = np.argsort(scores.churn_probability.to_numpy(), kind="stable")
     assert np.all(np.diff(scores.health_percentile.to_numpy()[order]) <= 1e-9)
+    assert np.all(np.diff(scores.health_score.to_numpy()[order]) <= 1e-9)
+
+
+def test_the_score_scale_anchors_the_tiers_on_fixed_scores(result):
+    """Linear in the log-odds, the tier cut-offs land on 40 and 70 for every model, and a fixed
+    number of points doubles the odds."""
+    model, X = result.model, result.test
+    scale, z = model.tiers_.scale, model.log_odds(X)
+    scores = model.score(X)
+    assert list(scores["tier"]) == list(np.where(scores.health_score >= 70, "healthy", np.where(scores.health_score < 40, "unhealthy", "at_risk")))
+    healthy_z, unhealthy_z = scale.log_odds(np.array([70.0, 40.0]))
+    assert healthy_z < unhealthy_z
+    assert np.isclose(model.probability(np.array([healthy_z]))[0], model.tiers_.healthy_below)
+    assert np.isclose(model.probability(np.array([unhealthy_z]))[0], model.tiers_.unhealthy_from)
+    # doubling the odds costs the same points anywhere on the scale
+    pdo = scale.points_to_double_odds
+    assert np.allclose(scale.unclipped(z) - scale.unclipped(z + np.log(2)), pdo)
+    table = model.score_table()
+    assert np.all(np.diff(table["churn_probability"]) <= 0) and list(table["health_score"]) == list(range(0, 101, 10))
 
 
 def test_quantile_tiers_are_frozen_and_fixed_policy_is_honoured(result):
@@ -140,3 +160,40 @@ def test_a_model_worse_than_logistic_is_rejected(result):
     broken.loc[MODEL, "roc_auc"] = broken.loc[LOGISTIC, "roc_auc"] - 0.01
     with pytest.raises(ModelQualityError, match="below the logistic regression"):
         type(result)(**{**result.__dict__, "comparison": broken}).check_quality()
+
+
+def test_stable_tiers_leave_a_tier_only_past_the_margin(result):
+    tiers = result.model.tiers_  # cut-offs: unhealthy below 40, healthy from 70
+    scores = np.array([68.0, 66.0, 72.0, 74.0, 42.0, 44.0, 38.0, 36.0, 55.0, 71.0])
+    previous = np.array(["healthy", "healthy", "at_risk", "at_risk", "unhealthy", "unhealthy", "at_risk", "at_risk", "healthy", None],
+                        dtype=object)
+    assert list(tiers.assign_scores(scores)) == ["at_risk", "at_risk", "healthy", "healthy", "at_risk", "at_risk",
+                                                 "unhealthy", "unhealthy", "at_risk", "healthy"]
+    assert list(tiers.assign_scores(scores, previous, margin=3)) == [
+        "healthy",  # 68 is within 3 of 70: a healthy account stays healthy
+        "at_risk",  # 66 is past it
+        "at_risk", "healthy",  # to become healthy an at-risk account must reach 73
+        "unhealthy", "at_risk",  # to leave unhealthy, 43
+        "at_risk", "unhealthy",  # to become unhealthy, below 37
+        "at_risk",  # a healthy account far below the cut-off moves at once
+        "healthy",  # no previous tier: the plain cut-offs
+    ]
+    assert list(tiers.assign_scores(scores, previous, margin=0)) == list(tiers.assign_scores(scores))
+
+
+def test_a_saved_model_whose_files_were_changed_is_refused(result, tmp_path):
+    """Digits edited in the booster, same length: the SHA-256 manifest refuses it, naming the file."""
+    folder = result.model.save(tmp_path / "m")
+    text = (folder / BOOSTER_FILE).read_text()
+    at = text.index("leaf_value=") + len("leaf_value=")
+    digit = next(i for i in range(at, len(text)) if text[i].isdigit())
+    (folder / BOOSTER_FILE).write_text(text[:digit] + str((int(text[digit]) + 1) % 10) + text[digit + 1:])
+    with pytest.raises(ModelIntegrityError, match=r"booster\.txt: SHA-256 differs from the model's manifest"):
+        HealthModel.load(folder)
+    (folder / MANIFEST_FILE).unlink()
+    with pytest.raises(ModelIntegrityError, match="no manifest.json"):
+        HealthModel.load(folder)
+    with pytest.raises(ModelNotFound, match="missing from the saved model"):
+        fresh = result.model.save(tmp_path / "n")
+        (fresh / MODEL_FILE).unlink()
+        HealthModel.load(fresh)

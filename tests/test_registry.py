@@ -54,7 +54,7 @@ def test_training_run_is_logged_registered_and_loadable(store):
 
     # the batch-job copy: same files, no pickles
     export = folder / model.export_path
-    assert {p.name for p in export.iterdir()} == {"booster.txt", "model.json", "registration.json", "report"}
+    assert {p.name for p in export.iterdir()} == {"booster.txt", "model.json", "manifest.json", "registration.json", "report"}
     assert json.loads((export.parent / "challenger.json").read_text())["version"] == model.version
     assert not list(folder.joinpath("mlruns").rglob("*.pkl"))
 

@@ -40,7 +40,9 @@ def test_baseline_plus_points_is_the_health_score_for_every_account(trained):
     X = data.frame
     reasons, scores = explain(result.model, X), result.model.score(X)
     total = reasons["baseline_score"] + reasons["contributions"].map(lambda c: sum(json.loads(c).values()))
-    assert (total - scores["health_score"]).abs().max() < 0.05
+    clipped = (total < 0) | (total > 100)
+    assert (total - scores["health_score"])[~clipped].abs().max() < 1e-6  # exact, the score being linear in the log-odds
+    assert (scores["health_score"][clipped] == total[clipped].clip(0, 100)).all() and clipped.mean() < 0.1
     # the baseline is one number: the score of the model's expected value
     assert reasons["baseline_score"].nunique() == 1
     # reasons pull down (negative points, most negative first), strengths hold up
@@ -93,8 +95,11 @@ def test_every_input_row_is_scored_or_rejected(trained, tmp_path):
     frame.loc[5, "account_id"] = frame.loc[699, "account_id"]  # a duplicate seven chunks later
     frame.loc[9, "usage"] = "lots"
     out = tmp_path / "scores.parquet"
-    with pytest.raises(TooManyRejected, match=r"4 of 1000 rows \(0.4%\) could not be scored"):
+    with pytest.raises(TooManyRejected, match=r"4 of 1000 rows \(0.4%\) could not be scored") as failed:
         score_frame(result.model, REF, frame, out, AS_OF, max_rejected_share=0.001)
+    assert list(tmp_path.iterdir()) == []  # a failed run writes no output, scores and rejections alike
+    assert len(pd.read_parquet(failed.value.diagnostics / "scores.rejected.parquet")) == 4  # they are where it says
+    assert str(failed.value.diagnostics) in str(failed.value)
     run = score_frame(result.model, REF, frame, out, AS_OF, chunk_size=100)
     scored, rejected = pd.read_parquet(out), pd.read_parquet(rejected_path_for(out))
     assert len(scored) + len(rejected) == len(frame)
@@ -123,6 +128,7 @@ def test_a_given_as_of_makes_an_account_twice_a_duplicate(trained, tmp_path):
         out = tmp_path / "scores.parquet"
         with pytest.raises(TooManyRejected):
             score_input(result.model, REF, source, out, AS_OF)
+        score_input(result.model, REF, source, out, AS_OF, max_rejected_share=0.5)
         rejected = pd.read_parquet(rejected_path_for(out))
         assert len(rejected) == 40 and set(rejected["reason"]) == {"duplicate account id"}
         scored = pd.read_parquet(out)
@@ -133,9 +139,10 @@ def test_a_run_where_nothing_can_be_scored_writes_no_scores(trained, tmp_path):
     result, data = trained
     frame = data.frame.drop_duplicates("account_id").assign(account_id=None)
     out = tmp_path / "scores.parquet"
-    with pytest.raises(TooManyRejected, match=f"none of its {len(frame):,} rows could be scored"):
+    with pytest.raises(TooManyRejected, match=f"none of its {len(frame):,} rows could be scored") as failed:
         score_frame(result.model, REF, frame, out, AS_OF)
-    assert not out.exists() and len(pd.read_parquet(rejected_path_for(out))) == len(frame)
+    assert not out.exists() and not rejected_path_for(out).exists()
+    assert len(pd.read_parquet(failed.value.diagnostics / rejected_path_for(out).name)) == len(frame)
 
 
 def test_a_dataset_file_is_read_in_batches_and_scored_like_the_frame(trained, tmp_path):

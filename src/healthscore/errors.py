@@ -36,6 +36,10 @@ class ModelNotFound(UserError):
     """A model reference (registry URI or exported folder) that does not resolve to a model."""
 
 
+class ModelIntegrityError(UserError):
+    """A saved model whose files do not match the SHA-256 manifest written when it was saved."""
+
+
 class HistoryError(UserError):
     """A score history that is missing, not a history, or has no scores for what was asked."""
 
@@ -45,7 +49,12 @@ class ModelQualityError(RuntimeError):
 
 
 class TooManyRejected(RuntimeError):
-    """More scoring rows than allowed could not be scored: the input is probably broken."""
+    """More scoring rows than allowed could not be scored: the input is probably broken. Nothing
+    was written; `diagnostics` is the folder holding the rejected rows and the run's metadata."""
+
+    def __init__(self, message: str, diagnostics=None):
+        super().__init__(message)
+        self.diagnostics = diagnostics
 
 
 class BrowserMissing(RuntimeError):

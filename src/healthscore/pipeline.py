@@ -23,11 +23,13 @@ from healthscore.config import Config, load_config
 from healthscore.dataset import Dataset, read_dataset
 from healthscore.defaults import CHUNK_SIZE, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
 from healthscore.errors import ModelQualityError, UserError
-from healthscore.history.store import record_run
+from healthscore.history.store import check_history, previous_tiers, record_run
+from healthscore.io import TABLE_SUFFIXES, check_output
 from healthscore.model.artefacts import write_training_artefacts
 from healthscore.model.training import ExtraContender, TrainingResult, train
 from healthscore.registry import RegisteredModel, load_model, log_rejected, log_training, promote
 from healthscore.report import write_report
+from healthscore.scores_file import metadata_path_for, rejected_path_for
 from healthscore.scoring.batch import ScoreRun, score_input
 from healthscore.scoring.chunks import ScoringInput
 from healthscore.scoring.inputs import FrameInput, RawTablesInput, open_table
@@ -117,6 +119,13 @@ def score_accounts(
     training data), or a `table`: a dataset file, the user's own snapshot table, or a frame.
     The run is recorded in `history` (None: not recorded)."""
     say = progress or (lambda *_: None)
+    inputs = [table if isinstance(table, (str, Path)) else None, history,
+              *([config.source_path(name) for name in config.sources] if config is not None else [])]
+    for path, option in ((output, "--out"), (rejected_path_for(output), "--out (its rejections)"),
+                         (metadata_path_for(output), "--out (its metadata)")):
+        check_output(path, TABLE_SUFFIXES if option == "--out" else (path.suffix,), inputs, option)
+    if history is not None:
+        check_history(history)
     health_model, ref = load_model(model)
     source: ScoringInput
     if config is not None:
@@ -130,8 +139,15 @@ def score_accounts(
         source = open_table(Path(table), id_column, health_model.features, as_of_column)
     else:
         raise UserError("score needs a config (raw tables) or a table of metrics")
+    # the last recorded tiers keep tiers stable run to run (the tier policy's stability margin)
+    previous = previous_tiers(history, as_of) if history is not None and as_of is not None else None
     run = score_input(health_model, ref, source, output, as_of, chunk_size, max_rejected_share,
-                      progress=lambda done, total: say("scoring", done, total))
+                      progress=lambda done, total: say("scoring", done, total), previous_tiers=previous)
     if history is not None:
-        record_run(history, output, run.metadata, health_model.features)
+        try:
+            record_run(history, output, run.metadata, health_model.features)
+        except BaseException:  # all or nothing: a run the history does not hold leaves no files either
+            for written in (output, rejected_path_for(output), metadata_path_for(output)):
+                written.unlink(missing_ok=True)
+            raise
     return run

@@ -13,8 +13,9 @@ from healthscore.scores_file import TIERS
 class TierPolicy(BaseModel):
     """How cut-offs are chosen. `quantile` (CS practice): on the reference population the best
     `healthy_share` are healthy and the worst `unhealthy_share` unhealthy; the cut-offs are then
-    frozen as churn probabilities, so a later worsening of the base shows as more red.
-    `fixed`: the given probability cut-offs."""
+    frozen, so a later worsening of the base shows as more red. `fixed`: the given churn
+    probability cut-offs. Either way they land on the health scores `score_unhealthy_below` and
+    `score_healthy_from`, the same for every model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -23,6 +24,11 @@ class TierPolicy(BaseModel):
     unhealthy_share: float = Field(0.25, gt=0, lt=1)
     healthy_below: float | None = Field(None, gt=0, lt=1)  # fixed: churn probability cut-offs
     unhealthy_from: float | None = Field(None, gt=0, lt=1)
+    score_unhealthy_below: float = Field(40.0, gt=0, lt=100)  # health score of the unhealthy cut-off
+    score_healthy_from: float = Field(70.0, gt=0, lt=100)  # health score of the healthy cut-off
+    # an account leaves its last tier only once its score is this many points past the cut-off
+    # (0: tiers follow the score exactly); measured in docs/BENCHMARKS.md
+    stability_margin: float = Field(3.0, ge=0, lt=30)
     labels: dict[str, str] = {"healthy": "Healthy", "at_risk": "At risk", "unhealthy": "Unhealthy"}
     colors: dict[str, str] = {"healthy": "green", "at_risk": "yellow", "unhealthy": "red"}
 
@@ -35,6 +41,8 @@ class TierPolicy(BaseModel):
                 raise ValueError("healthy_below must not exceed unhealthy_from")
         elif self.healthy_share + self.unhealthy_share >= 1:
             raise ValueError("healthy_share + unhealthy_share must be below 1")
+        if self.score_unhealthy_below >= self.score_healthy_from:
+            raise ValueError("score_unhealthy_below must be below score_healthy_from")
         for name in ("labels", "colors"):
             if set(getattr(self, name)) != set(TIERS):
                 raise ValueError(f"tier {name} must name exactly {list(TIERS)}")

@@ -19,8 +19,8 @@ app = typer.Typer()
 @handled
 def generate(
     out: Annotated[Path, typer.Option(help="Folder for the demo tables.")],
-    accounts: Annotated[int, typer.Option(help="Accounts created over the whole period.")] = 2000,
-    months: Annotated[int, typer.Option(help="Months of history.")] = 24,
+    accounts: Annotated[int, typer.Option(min=1, help="Accounts created over the whole period.")] = 2000,
+    months: Annotated[int, typer.Option(min=1, max=240, help="Months of history.")] = 24,
     start: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of the data.")] = "2024-01-01",
     seed: Annotated[int, typer.Option(help="Same seed, same tables, byte for byte.")] = 7,
 ) -> None:
@@ -50,11 +50,17 @@ def build_dataset(
     as_of_column: AsOfOpt = None,
 ) -> None:
     """Build one point-in-time row per (account, as_of) with every metric and the churn label."""
+    from healthscore.config import load_config
     from healthscore.dataset import rejections_path
+    from healthscore.io import check_output
     from healthscore.pipeline import load_dataset
 
+    cfg = load_config(config) if config else None
+    inputs = [table, *([cfg.source_path(name) for name in cfg.sources] if cfg else [])]
+    check_output(out, (".parquet",), inputs)
+    check_output(rejections_path(out), (".csv",), inputs, "--out (its rejections)")
     with console.status("building the dataset") as status:
-        dataset = load_dataset(config, None, table, id_column, label_column, as_of_column,
+        dataset = load_dataset(cfg, None, table, id_column, label_column, as_of_column,
                                progress=lambda msg: status.update(msg))
     dataset.write(out)
     _print_dataset_summary(dataset, out, rejections_path(out))

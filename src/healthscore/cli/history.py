@@ -13,6 +13,7 @@ from healthscore.cli.console import handled, signed, tier_text
 from healthscore.cli.console import stdout as console
 from healthscore.defaults import HISTORY_DB
 from healthscore.history import changes as history
+from healthscore.io import TABLE_SUFFIXES, check_output, write_table
 
 app = typer.Typer()
 DbOpt = Annotated[Path, typer.Option("--db", help="Score history database (DuckDB), written by `healthscore score`.")]
@@ -23,12 +24,19 @@ DbOpt = Annotated[Path, typer.Option("--db", help="Score history database (DuckD
 def changes_cmd(
     from_date: Annotated[str, typer.Option("--from", help="Earlier scoring date (YYYY-MM-DD).")],
     to_date: Annotated[str, typer.Option("--to", help="Later scoring date (YYYY-MM-DD).")],
-    min_points: Annotated[float, typer.Option(help="Report score moves of at least this many points (tier changes always).")] = 10.0,
+    min_points: Annotated[float, typer.Option(min=0.0, help="Report score moves of at least this many points (tier changes always).")] = 10.0,
     db: DbOpt = HISTORY_DB,
-    limit: Annotated[int, typer.Option(help="Rows shown, biggest drops first.")] = 50,
+    limit: Annotated[int, typer.Option(min=0, help="Rows shown, biggest drops first.")] = 50,
+    out: Annotated[Optional[Path], typer.Option(help="Also write every metric's points, one row per account and metric (.csv or .parquet).")] = None,
 ) -> None:
-    """Which accounts' health moved between two scoring dates, and which metrics moved them."""
+    """Which accounts' health moved between two scoring dates, and which metrics moved them: the
+    move split exactly over the metrics that changed (and the model, when it changed)."""
+    if out is not None:
+        check_output(out, TABLE_SUFFIXES, [db])
     found = history.changes(db, from_date, to_date, min_points)
+    if out is not None:
+        write_table(history.long_form(found, from_date, to_date), out)
+        console.print(f"metric points of {len(found):,} accounts written to {out}")
     down, up = int((found["delta"] < 0).sum()), int((found["delta"] > 0).sum())
     tiers = int((found["tier_from"] != found["tier_to"]).sum())
     models = int(found["model_changed"].sum())
@@ -69,8 +77,10 @@ def explain_cmd(
         (f"{account_id}", "bold"), f" on {found['as_of']}: health score {row['health_score']:.0f} ",
         "(", tier_text(row["tier"], row["tier_color"]), ")",
         f", percentile {row['health_percentile']:.0f}, churn probability {row['churn_probability']:.1%}"))
+    total = row["baseline_score"] + sum(c["points"] for c in found["contributions"])
+    clipped = "" if abs(total - row["health_score"]) < 1e-6 else f", clipped to {row['health_score']:.0f} (scores stop at 0 and 100)"
     console.print(f"Model {row['model_name']} version {row['model_version']}, scored at {row['scored_at']}. "
-                  f"Baseline {row['baseline_score']:.1f} + the points below = {row['health_score']:.1f}.")
+                  f"Baseline {row['baseline_score']:.1f} + the points below = {total:.1f}{clipped}.")
     points = Table(title="What makes the score (points, most negative first)")
     points.add_column("metric")
     points.add_column("value")

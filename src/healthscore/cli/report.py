@@ -27,8 +27,12 @@ def report_cmd(
         "--playbooks", help="YAML of driver family -> next action; its entries replace the shipped ones.")] = None,
 ) -> None:
     """Portfolio, KPIs, movement and every account with its reasons and next actions, in one HTML page."""
+    from healthscore.io import check_output
     from healthscore.report import build_report, save_report
 
+    check_output(out, (".html", ".htm"), [scores, history, playbooks])
+    if csv is not None:
+        check_output(csv, (".csv",), [scores, history, playbooks, out], "--csv")
     report = build_report(scores, history=history, model=model, playbooks=playbooks)
     save_report(report, out, csv)
     for note in report.notes:

@@ -28,8 +28,8 @@ def score(
     id_column: IdOpt = None,
     as_of_column: AsOfOpt = None,
     history: Annotated[Path, typer.Option(help="Score history database (DuckDB).")] = HISTORY_DB,
-    chunk_size: Annotated[int, typer.Option(help="Accounts scored per chunk: memory follows the chunk.")] = CHUNK_SIZE,
-    max_rejected: Annotated[float, typer.Option(help="Fail when more than this share of rows cannot be scored.")] = MAX_REJECTED_SHARE,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Accounts scored per chunk: memory follows the chunk.")] = CHUNK_SIZE,
+    max_rejected: Annotated[float, typer.Option(min=0.0, max=1.0, help="Fail when more than this share of rows cannot be scored.")] = MAX_REJECTED_SHARE,
 ) -> None:
     """Score every account: calibrated health score, tier, reason codes; recorded in the history."""
     from healthscore.config import load_config
@@ -59,6 +59,9 @@ def _print_score_summary(run, out: Path, history: Path) -> None:
         console.print(f"[yellow]{meta['rejected_rows']:,} rows rejected"
                       + (f" and {meta['rejected_source_rows']:,} raw-table rows set aside by the checks" if meta["rejected_source_rows"] else "")
                       + f"[/] -> {run.rejected_path}")
+    for code, values in meta["unseen_categories"].items():
+        shown = ", ".join(f"{v!r} ({n:,})" for v, n in list(values.items())[:5])
+        console.print(f"[yellow]{code}: values not seen in training, read as missing:[/] {shown}")
     tiers = Table(title="Accounts per tier")
     for col in ("tier", "accounts", "share"):
         tiers.add_column(col, justify="right" if col != "tier" else "left")

@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from healthscore.dataset import FeatureSpec
-from healthscore.errors import HistoryError
+from healthscore.dataset import FeatureSpec, conform
+from healthscore.errors import HistoryError, ModelNotFound
 from healthscore.history.store import as_date, date_list, latest, model_features, open_history, scored_dates
+from healthscore.model.estimator import HealthModel
 from healthscore.model.reasons import format_value, points_text
+from healthscore.registry import load_version
 
 CHANGE_COLUMNS = ["account_id", "score_from", "score_to", "delta", "tier_from", "tier_to", "model_from", "model_to",
-                  "model_changed", "explanation", "metric_changes"]
+                  "model_changed", "model_points", "account_points", "explanation", "metric_changes"]
+LONG_COLUMNS = ["account_id", "from_date", "to_date", "metric", "label", "value_from", "value_to", "points", "model_from", "model_to"]
 EXPLAINED = 3  # metrics named in a change's explanation
-
+ModelLoader = Callable[[str, str], HealthModel]
 
 
 def _value_text(feature: FeatureSpec | None, value, missing: str = "none") -> str:
@@ -29,9 +34,21 @@ def _value_text(feature: FeatureSpec | None, value, missing: str = "none") -> st
     return format_value(feature, value)
 
 
-def changes(db_path: str | Path, from_date: str | dt.date, to_date: str | dt.date, min_points: float = 10.0) -> pd.DataFrame:
+def _registered(name: str, version: str) -> HealthModel:
+    return load_version(name, version)[0]
+
+
+def changes(db_path: str | Path, from_date: str | dt.date, to_date: str | dt.date, min_points: float = 10.0,
+            models: ModelLoader = _registered) -> pd.DataFrame:
     """Accounts scored at both dates whose tier changed or whose score moved by at least
-    `min_points`, biggest drops first, each with the metrics that moved it."""
+    `min_points`, biggest drops first, each with the metrics that moved it.
+
+    The move is attributed exactly, with the earlier date's metric values as the one reference
+    point (baseline Shapley values of the later date's model): the metrics' points add up to the
+    move, a metric whose value did not change gets none, and a metric with a good direction
+    moves the score its way. After a model change the move is split in two: `model_points`, what
+    the new model says of the same account at the earlier date, and `account_points`, what
+    changed since, under the new model. `models(name, version)` loads a model that scored."""
     start, end = as_date(from_date), as_date(to_date)
     with open_history(db_path) as con:
         recorded = scored_dates(con)
@@ -46,7 +63,6 @@ def changes(db_path: str | Path, from_date: str | dt.date, to_date: str | dt.dat
                    before.tier AS tier_from, after.tier AS tier_to,
                    before.model_name AS model_name_from, after.model_name AS model_name_to,
                    before.model_version AS model_from, after.model_version AS model_to,
-                   before.contributions AS points_from, after.contributions AS points_to,
                    before.metric_values AS values_from, after.metric_values AS values_to
             FROM before JOIN after USING (account_id)
             WHERE before.tier <> after.tier OR abs(after.health_score - before.health_score) >= ?
@@ -55,45 +71,82 @@ def changes(db_path: str | Path, from_date: str | dt.date, to_date: str | dt.dat
     if moved.empty:
         return pd.DataFrame(columns=CHANGE_COLUMNS)
     moved["model_changed"] = (moved["model_name_from"] != moved["model_name_to"]) | (moved["model_from"] != moved["model_to"])
-    metric_changes = [
-        _metric_changes(features.get((r.model_name_from, r.model_from), {}) | features.get((r.model_name_to, r.model_to), {}),
-                        json.loads(r.points_from), json.loads(r.points_to), json.loads(r.values_from), json.loads(r.values_to))
-        for r in moved.itertuples()
-    ]
-    moved["explanation"] = [_explanation(m) for m in metric_changes]
+    moved["model_points"], moved["account_points"] = np.nan, np.nan
+    metric_changes: list[list[dict]] = [[] for _ in range(len(moved))]
+    explanations = [""] * len(moved)
+    for (name, version), rows in moved.groupby(["model_name_to", "model_to"]).groups.items():
+        at = moved.index.get_indexer(rows)
+        part = moved.iloc[at]
+        try:
+            model = models(name, version)
+        except ModelNotFound as exc:
+            for i in at:
+                explanations[i] = f"not attributed: model {name} v{version} cannot be loaded ({exc})"
+            continue
+        labels = features.get((name, version), {}) | {f.code: f for f in model.features}
+        after = _frame(part["values_to"], model)
+        before = _frame(part["values_from"], model)
+        scale = model.tiers_.scale
+        points = scale.points(model.change_contributions(after, before))
+        rescored = model.health_score(model.log_odds(before))
+        model_points = np.where(part["model_changed"], rescored - part["score_from"].to_numpy(), 0.0)
+        moved.loc[part.index, "model_points"] = model_points
+        moved.loc[part.index, "account_points"] = part["score_to"].to_numpy() - np.where(part["model_changed"], rescored,
+                                                                                        part["score_from"].to_numpy())
+        for k, i in enumerate(at):
+            metric_changes[i] = _metric_changes(model, labels, before.iloc[k], after.iloc[k], points[k])
+            explanations[i] = _explanation(metric_changes[i], moved.iloc[i], model_points[k])
+    moved["explanation"] = explanations
     moved["metric_changes"] = [json.dumps(m) for m in metric_changes]
     return moved[CHANGE_COLUMNS].reset_index(drop=True)
 
 
-def _metric_changes(features: dict[str, FeatureSpec], points_from: dict, points_to: dict,
-                    values_from: dict, values_to: dict) -> list[dict]:
-    """Every metric's points and value at both dates, largest |change of points| first.
-    `features` is the to-model's specs over the from-model's, so texts follow the newer model."""
+def long_form(found: pd.DataFrame, from_date: str | dt.date, to_date: str | dt.date) -> pd.DataFrame:
+    """`changes` as one row per account and metric that moved, for a file."""
+    rows = [{"account_id": r.account_id, "from_date": as_date(from_date), "to_date": as_date(to_date), "metric": m["code"],
+             "label": m["label"], "value_from": m["value_from_text"], "value_to": m["value_to_text"], "points": m["points"],
+             "model_from": r.model_from, "model_to": r.model_to}
+            for r in found.itertuples() for m in json.loads(r.metric_changes)]
+    return pd.DataFrame(rows, columns=LONG_COLUMNS)
+
+
+def _frame(values: pd.Series, model: HealthModel) -> pd.DataFrame:
+    """The model's metrics from the history's JSON values, typed as when they were scored."""
+    frame = pd.DataFrame([json.loads(v) for v in values], index=values.index)
+    return conform(frame.reindex(columns=[f.code for f in model.features]), model.features)
+
+
+def _metric_changes(model: HealthModel, labels: dict[str, FeatureSpec], before: pd.Series, after: pd.Series,
+                    points: np.ndarray) -> list[dict]:
+    """The metrics whose value changed, with their points, largest first."""
     found = []
-    for code in dict.fromkeys([*points_to, *points_from]):
-        before, after = points_from.get(code, 0.0), points_to.get(code, 0.0)
-        feature = features.get(code)
-        found.append({
-            "code": code, "label": feature.label if feature else code,
-            "value_from": values_from.get(code), "value_to": values_to.get(code),
-            "value_from_text": _value_text(feature, values_from.get(code)),
-            "value_to_text": _value_text(feature, values_to.get(code)),
-            "points_from": before, "points_to": after, "change": round(after - before, 3),
-        })
-    return sorted(found, key=lambda c: -abs(c["change"]))
+    for f, pts in zip(model.features, points):
+        old, new = _plain(before[f.code]), _plain(after[f.code])
+        if old == new:
+            continue
+        feature = labels.get(f.code, f)
+        found.append({"code": f.code, "label": feature.label, "value_from": old, "value_to": new,
+                      "value_from_text": _value_text(feature, old), "value_to_text": _value_text(feature, new),
+                      "points": float(pts)})
+    return sorted(found, key=lambda c: -abs(c["points"]))
 
 
-def _explanation(changes: list[dict]) -> str:
-    """The metrics that moved the score most. A metric whose value stayed the same is named only
-    when no metric changed value: its points moved with the others (the score's slope), it did
-    not move the score itself. After a model change, points move with unchanged values too."""
-    moved = [c for c in changes if abs(c["change"]) >= 0.05]
-    changed = [c for c in moved if c["value_from"] != c["value_to"]]
-    return "; ".join(_change_text(c) for c in (changed or moved)[:EXPLAINED])
+def _plain(value):
+    """A JSON-ready value: None for missing, a float or a string otherwise."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value if isinstance(value, str) else float(value)
+
+
+def _explanation(changes: list[dict], row, model_points: float) -> str:
+    """The model change (if any) and the metrics that moved the score most."""
+    parts = [f"new model v{row.model_from} -> v{row.model_to}: {points_text(model_points)}"] if row.model_changed else []
+    parts += [_change_text(c) for c in changes if abs(c["points"]) >= 0.05][:EXPLAINED]
+    return "; ".join(parts)
 
 
 def _change_text(change: dict) -> str:
-    return f"{change['label']} {change['value_from_text']} -> {change['value_to_text']}: {points_text(change['change'])}"
+    return f"{change['label']} {change['value_from_text']} -> {change['value_to_text']}: {points_text(change['points'])}"
 
 
 def account_history(db_path: str | Path, account_id: str, as_of: str | dt.date | None = None) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import duckdb
@@ -42,10 +43,49 @@ CREATE TABLE IF NOT EXISTS model_features (
 );
 """
 
-def _connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(db_path), read_only=read_only)
+HISTORY_SUFFIXES = (".duckdb", ".db")
+LOCK_WAIT = 30.0  # seconds a run waits for another process (a report, a notebook) to let go of the file
+
+
+def _connect(db_path: Path, read_only: bool = False, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection to a history file, waiting a while if another process holds it."""
+    wait = LOCK_WAIT if wait is None else wait
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            con = duckdb.connect(str(db_path), read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0]
+            if "lock" not in message.lower():
+                raise HistoryError(f"{db_path}: not a score history DuckDB can open ({message})") from None
+            if time.monotonic() >= deadline:
+                raise HistoryError(f"{db_path}: locked by another process for {wait:.0f} s (a report or a notebook reading it?); "
+                                   "close it and run again") from None
+            time.sleep(0.25)
     con.execute("SET TimeZone = 'UTC'")  # scored_at strings without an offset are UTC, as batch writes them
     return con
+
+
+def check_history(db_path: str | Path, wait: float | None = None) -> None:
+    """Before a run writes anything: the history can be recorded into (a DuckDB file that is ours,
+    or none yet) and no other process holds it."""
+    db_path = Path(db_path)
+    if db_path.suffix.lower() not in HISTORY_SUFFIXES:
+        raise HistoryError(f"--history {db_path}: a score history is a DuckDB file ending in {' or '.join(HISTORY_SUFFIXES)}")
+    if not db_path.exists():
+        return
+    if not db_path.is_file():
+        raise HistoryError(f"--history {db_path}: is not a file")
+    with _connect(db_path, wait=wait) as con:
+        _check_ours(con, db_path)
+
+
+def _check_ours(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:
+    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if tables and "scores" not in tables:
+        raise HistoryError(f"{db_path}: a DuckDB file that is not a score history (its tables: {', '.join(sorted(tables))}); "
+                           "give another --history")
 
 
 def _reader(path: Path) -> str:
@@ -71,6 +111,7 @@ def record_run(db_path: str | Path, scores_path: str | Path, metadata: dict, fea
     created = not db_path.exists()
     try:
         with _connect(db_path) as con:
+            _check_ours(con, db_path)
             con.execute("BEGIN TRANSACTION")
             try:
                 rows = _ingest(con, reader, scores_path, metadata, features)
@@ -79,7 +120,7 @@ def record_run(db_path: str | Path, scores_path: str | Path, metadata: dict, fea
                 con.execute("ROLLBACK")
                 raise
     except BaseException:
-        if created:
+        if created and db_path.exists():
             for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
                 leftover.unlink(missing_ok=True)
         raise
@@ -195,3 +236,14 @@ def model_features(con) -> dict[tuple[str, str], dict[str, FeatureSpec]]:
     return found
 
 
+
+
+def previous_tiers(db_path: str | Path, as_of: dt.date) -> dict[str, str]:
+    """Each account's last recorded tier before `as_of` (none when the history does not exist)."""
+    if not Path(db_path).exists():
+        return {}
+    with open_history(db_path) as con:
+        rows = con.execute(f"""
+            SELECT account_id, tier FROM ({latest("as_of < ?")})
+            QUALIFY row_number() OVER (PARTITION BY account_id ORDER BY as_of DESC) = 1""", [as_of]).fetchall()
+    return dict(rows)

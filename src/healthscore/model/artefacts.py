@@ -336,6 +336,9 @@ See `comparison.csv`, `calibration.png` and `lift_gain.png`.
 
 See `tier_churn.png`.
 
+## The health score
+{_scale_text(model, horizon)}
+
 ## Top learned weights
 
 {_markdown(_weights_display(scorecard.head(10)))}
@@ -349,6 +352,19 @@ All weights, by family: `scorecard.md`; their spread per account: `shap_beeswarm
 - Segments, plans or sizes not seen in training get a score, but one with no evidence behind it.
 - Churn causes the data cannot see (budget cuts, acquisitions, a champion leaving) are invisible to the model.
 """
+
+
+def _scale_text(model, horizon: str) -> str:
+    """How the score reads: linear in the log-odds, anchored on the tiers, with its probabilities."""
+    scale = model.tiers_.scale
+    table = model.score_table()
+    rows = pd.DataFrame({"Health score": table["health_score"].map("{:.0f}".format),
+                         f"Churn probability within {horizon}": table["churn_probability"].map(_prob)})
+    return (f"0-100 and linear in the model's log-odds, like a credit scorecard: {scale.points_to_double_odds:.1f} points fewer "
+            f"double the odds of churning. The tier cut-offs land on {scale.unhealthy_below:g} (unhealthy below) and "
+            f"{scale.healthy_from:g} (healthy from) for every model, and each metric's points are its exact log-odds "
+            f"contribution times {scale.factor:.2f}, so they add up to the score; scores beyond 0 and 100 are clipped.\n\n"
+            f"{_markdown(rows)}")
 
 
 def _prob(p: float) -> str:

@@ -8,6 +8,7 @@ specs, categories, calibration, tier cut-offs, the reference population, provena
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,13 +19,15 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.exceptions import NotFittedError
 
 from healthscore.dataset import FeatureSpec
+from healthscore.errors import ModelIntegrityError, ModelNotFound
 from healthscore.io import atomic_path
 from healthscore.model.calibration import Calibrator
-from healthscore.model.tiers import Tiers, freeze_tiers
+from healthscore.model.tiers import Tiers, freeze_model_tiers
 from healthscore.settings import ModelParams, TierPolicy
 
 BOOSTER_FILE = "booster.txt"
 MODEL_FILE = "model.json"
+MANIFEST_FILE = "manifest.json"  # SHA-256 of the two files above, checked at every load
 QUANTILES = np.linspace(0, 1, 101)
 PROBABILITY_QUANTILES = np.linspace(0, 1, 1001)
 
@@ -56,6 +59,7 @@ class Provenance(BaseModel):
     run_id: str = ""
     trained_on: dict[str, list[str]] = {}  # slice -> [first as_of, last as_of]
     test_metrics: dict[str, float] = {}
+    horizon_days: int | None = None  # the churn label's horizon: what the probability is of
 
 
 class HealthModel:
@@ -106,8 +110,9 @@ class HealthModel:
         )
         self.best_iteration_ = self.booster_.best_iteration
         self.calibrator_ = Calibrator.fit(self.log_odds(X_valid), y_valid, params.calibration)
-        reference_p = self.predict_proba(X)[:, 1]
-        self.tiers_ = freeze_tiers(self.tier_policy, reference_p)
+        reference_z = self.log_odds(X)
+        reference_p = self.probability(reference_z)
+        self.tiers_ = freeze_model_tiers(self.tier_policy, reference_z, self.probability)
         self.reference_ = Reference(
             rows=len(X),
             probability_quantiles=np.quantile(reference_p, PROBABILITY_QUANTILES).tolist(),
@@ -154,14 +159,32 @@ class HealthModel:
         self._check_fitted()
         return self.booster_.predict(self.matrix(X), pred_contrib=True)
 
+    def change_contributions(self, X: pd.DataFrame, reference: pd.DataFrame) -> np.ndarray:
+        """Exact attribution of the log-odds move from each `reference` row to its `X` row (paired by
+        position), shape (n_samples, n_features): baseline Shapley values with the reference as
+        the single background row. They add up to the move, are 0 for a metric whose value did not
+        change, and under a monotone constraint have the sign of the metric's move."""
+        self._check_fitted()
+        if getattr(self, "_change_explainer", None) is None:
+            from healthscore.model.change_shap import ChangeExplainer  # numba: compiled on first use only
+
+            self._change_explainer = ChangeExplainer(self.booster_)
+        return self._change_explainer.attributions(self.matrix(X), self.matrix(reference))
+
     def probability(self, log_odds: np.ndarray) -> np.ndarray:
         """Calibrated churn probability of a log-odds value."""
         self._check_fitted()
         return self.calibrator_.transform(log_odds)
 
     def health_score(self, log_odds: np.ndarray) -> np.ndarray:
-        """The health score (0-100) of a log-odds value: 100 x (1 - calibrated probability)."""
-        return 100.0 * (1.0 - self.probability(log_odds))
+        """The health score (0-100) of a log-odds value: linear in the log-odds (see `tiers_.scale`)."""
+        self._check_fitted()
+        return self.tiers_.scale.score(log_odds)
+
+    def score_table(self, scores: np.ndarray = np.arange(0, 101, 10)) -> pd.DataFrame:
+        """The calibrated churn probability at each health score: what a score means."""
+        scores = np.asarray(scores, dtype=float)
+        return pd.DataFrame({"health_score": scores, "churn_probability": self.probability(self.tiers_.scale.log_odds(scores))})
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         p = self.probability(self.log_odds(X))
@@ -169,7 +192,7 @@ class HealthModel:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Tier codes (healthy / at_risk / unhealthy): the model's class-like answer."""
-        return self.tiers_.assign(self.predict_proba(X)[:, 1])
+        return self.tiers_.assign_scores(self.health_score(self.log_odds(X)))
 
     def health_percentile(self, probability: np.ndarray) -> np.ndarray:
         """Share (0-100) of the reference population that is at higher churn risk."""
@@ -177,16 +200,19 @@ class HealthModel:
         below = np.interp(probability, q, PROBABILITY_QUANTILES, left=0.0, right=1.0)
         return 100.0 * (1.0 - below)
 
-    def score(self, X: pd.DataFrame) -> pd.DataFrame:
-        """churn_probability, health_score (100 x (1 - p)), health_percentile, tier and its label/colour.
+    def score(self, X: pd.DataFrame, previous_tier: pd.Series | None = None) -> pd.DataFrame:
+        """churn_probability, health_score, health_percentile, tier and its label/colour.
         From the booster's own margin, never the sum of SHAP contributions: that sum can differ in
-        the last bit, enough to move an account sitting on a tier cut-off."""
-        p = self.probability(self.log_odds(X))
-        tier = self.tiers_.assign(p)
+        the last bit, enough to move an account sitting on a tier cut-off. With each row's
+        `previous_tier` (aligned on X, missing where none), tiers keep the policy's stability margin."""
+        z = self.log_odds(X)
+        p, health = self.probability(z), self.health_score(z)
+        previous = None if previous_tier is None else previous_tier.reindex(X.index).to_numpy(dtype=object)
+        tier = self.tiers_.assign_scores(health, previous, self.tier_policy.stability_margin)
         return pd.DataFrame(
             {
                 "churn_probability": p,
-                "health_score": 100.0 * (1.0 - p),
+                "health_score": health,
                 "health_percentile": self.health_percentile(p),
                 "tier": tier,
                 "tier_label": [self.tiers_.labels[t] for t in tier],
@@ -203,7 +229,7 @@ class HealthModel:
         with atomic_path(folder / BOOSTER_FILE) as tmp:
             self.booster_.save_model(str(tmp))
         state = {
-            "format_version": 1,
+            "format_version": 2,  # 2: the score scale, the manifest
             "features": [f.model_dump() for f in self.features],
             "categories": self.categories_,
             "params": self.params.model_dump(),
@@ -216,12 +242,18 @@ class HealthModel:
         }
         with atomic_path(folder / MODEL_FILE) as tmp:
             tmp.write_text(json.dumps(state, indent=1))
+        with atomic_path(folder / MANIFEST_FILE) as tmp:
+            tmp.write_text(json.dumps({name: _sha256(folder / name) for name in (BOOSTER_FILE, MODEL_FILE)}, indent=1))
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> HealthModel:
         folder = Path(folder)
-        state = json.loads((folder / MODEL_FILE).read_text())
+        _check_manifest(folder)
+        try:
+            state = json.loads((folder / MODEL_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelNotFound(f"{folder}: no readable saved model ({MODEL_FILE}: {exc})") from None
         model = cls(
             [FeatureSpec.model_validate(f) for f in state["features"]],
             ModelParams.model_validate(state["params"]),
@@ -247,3 +279,31 @@ def _distribution(values: pd.Series, kind: str) -> FeatureDistribution:
     numeric = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     quantiles = np.quantile(numeric, QUANTILES).tolist() if len(numeric) else []
     return FeatureDistribution(missing_share=missing, quantiles=quantiles)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_manifest(folder: Path) -> None:
+    """Refuse a saved model whose files are not the ones it was saved with: an edited booster
+    would score silently wrong, and a corrupt one could take LightGBM down with it."""
+    manifest = folder / MANIFEST_FILE
+    if not manifest.is_file():
+        raise ModelIntegrityError(f"{folder}: no {MANIFEST_FILE}; only models saved by healthscore (with the SHA-256 of "
+                                  "their files) are loaded")
+    try:
+        expected = json.loads(manifest.read_text())
+    except ValueError:
+        raise ModelIntegrityError(f"{manifest}: not a valid manifest") from None
+    for name in (BOOSTER_FILE, MODEL_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise ModelNotFound(f"{path}: missing from the saved model")
+        if _sha256(path) != expected.get(name):
+            raise ModelIntegrityError(f"{path}: SHA-256 differs from the model's manifest: the file was changed after the model "
+                                      "was saved; not loaded")

@@ -2,11 +2,10 @@
 the scores-file columns of a batch of rows (`scores_with_reasons`), which the scoring job and
 the registered model's pyfunc both return.
 
-LightGBM's TreeSHAP contributions add up to the model's log-odds. The health score is a
-monotone (calibrated) function of the log-odds, so each contribution is scaled by the secant
-slope of the score between the baseline (the model's expected log-odds) and the account's
-log-odds: baseline score + sum of points = health score, exactly, and the slope is finite for
-every account because the calibration map is monotone and bounded.
+The model's exact contributions (TreeSHAP for trees) add up to its log-odds, and the health
+score is linear in the log-odds (`HealthModel.tiers_.scale`), so each contribution times one
+constant is the metric's points: baseline score + sum of points = health score exactly (before
+clipping to 0-100), and a contribution is worth the same points for every account and date.
 """
 
 from __future__ import annotations
@@ -20,21 +19,13 @@ from healthscore.dataset import FeatureSpec
 from healthscore.model.estimator import FeatureDistribution, HealthModel
 from healthscore.scores_file import ATTRIBUTES, REASON_SIDES, REASONS, ModelRef
 
-_FLAT = 1e-6  # below this log-odds distance the secant becomes the tangent
-
 
 def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """Per-metric health points (columns = feature codes) and each row's baseline score."""
     contrib = model.contributions(X)
-    phi, base = contrib[:, :-1], contrib[:, -1]
-    logit = contrib.sum(axis=1)
-    score = model.health_score
-    baseline, final = score(base), score(logit)
-    gap = logit - base
-    flat = np.abs(gap) < _FLAT
-    tangent = (score(base + _FLAT) - score(base - _FLAT)) / (2 * _FLAT)
-    slope = np.where(flat, tangent, (final - baseline) / np.where(flat, 1.0, gap))
-    return pd.DataFrame(phi * slope[:, None], columns=[f.code for f in model.features], index=X.index), baseline
+    scale = model.tiers_.scale
+    return (pd.DataFrame(scale.points(contrib[:, :-1]), columns=[f.code for f in model.features], index=X.index),
+            scale.unclipped(contrib[:, -1]))
 
 
 def code_for(feature: FeatureSpec, value, reference: FeatureDistribution) -> str:
@@ -43,6 +34,8 @@ def code_for(feature: FeatureSpec, value, reference: FeatureDistribution) -> str
     if _missing(value):
         return f"{stem}_MISSING"
     if feature.kind == "categorical":
+        if _unseen(value, reference):
+            return f"{stem}_UNSEEN"
         return f"{stem}_{''.join(ch if ch.isalnum() else '_' for ch in str(value).upper())}"
     quantiles = reference.quantiles
     median = quantiles[len(quantiles) // 2] if quantiles is not None and len(quantiles) else value
@@ -94,9 +87,29 @@ def text_for(feature: FeatureSpec, value, reference: FeatureDistribution, pts: f
     if _missing(value):
         return f"{feature.label}: {feature.missing_text or 'none on record'}: {push}"
     if feature.kind == "categorical":
-        return f"{feature.label}: {value}: {push}"
+        # the model reads a value it never saw as missing: say so rather than name it as the reason
+        seen = " (new value, not seen in training: read as missing)" if _unseen(value, reference) else ""
+        return f"{feature.label}: {value}{seen}: {push}"
     rank = rank_phrase(value, reference)
     return f"{feature.label} {format_value(feature, value)}" + (f" ({rank})" if rank else "") + f": {push}"
+
+
+def _unseen(value, reference: FeatureDistribution) -> bool:
+    return reference.categories is not None and str(value) not in reference.categories
+
+
+def unseen_categories(model: HealthModel, X: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per categorical metric, the values in `X` that training never saw, with their counts."""
+    found = {}
+    for f in model.features:
+        known = model.reference_.features[f.code].categories
+        if f.kind != "categorical" or known is None:
+            continue
+        values = X[f.code].dropna().astype(str)
+        new = values[~values.isin(list(known))].value_counts()
+        if len(new):
+            found[f.code] = {str(k): int(v) for k, v in new.items()}
+    return found
 
 
 def _missing(value) -> bool:
@@ -135,18 +148,22 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
             out[f"{side}_{k + 1}_points"] = np.array(amounts, dtype=float)
     codes = [f.code for f in features]
     out["baseline_score"] = baseline.tolist()
-    # pandas writes JSON in C: one object per row, NaN as null
-    out["contributions"] = pd.DataFrame(np.round(matrix, 3), columns=codes).to_json(orient="records", lines=True).splitlines()
-    plain = X[codes].astype({f.code: "float64" for f in features if f.kind == "numeric"}).round(6)
-    out["metric_values"] = plain.to_json(orient="records", lines=True).splitlines()
+    # pandas writes JSON in C: one object per row, NaN as null. Points to 10 decimals, so they add
+    # up to the score; values to 15 significant digits, so a change can be attributed from them.
+    out["contributions"] = pd.DataFrame(matrix, columns=codes).to_json(orient="records", lines=True).splitlines()
+    plain = X[codes].astype({f.code: "float64" for f in features if f.kind == "numeric"})
+    out["metric_values"] = plain.to_json(orient="records", lines=True, double_precision=15).splitlines()
     return pd.DataFrame(out, index=X.index)
 
 
-def scores_with_reasons(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.date | None, scored_at: str) -> pd.DataFrame:
+def scores_with_reasons(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, as_of: dt.date | None, scored_at: str,
+                        previous_tiers: dict[str, str] | None = None) -> pd.DataFrame:
     """The scores-file columns (`healthscore.scores_file.SCORE_COLUMNS`, plus the account
-    attributes) of a batch of rows."""
+    attributes) of a batch of rows; `previous_tiers` (account id -> its last recorded tier) keeps
+    tiers stable (see `Tiers.assign_scores`)."""
     reasons = explain(model, rows)
-    scores = model.score(rows)
+    previous = rows["account_id"].astype(str).map(previous_tiers) if previous_tiers else None
+    scores = model.score(rows, previous)
     out = pd.DataFrame({"account_id": rows["account_id"].astype(str).to_numpy()}, index=rows.index)
     # a snapshot without dates is the state of the accounts when it is scored
     out["as_of"] = as_of if as_of is not None else (rows["as_of"] if "as_of" in rows else dt.date.fromisoformat(scored_at[:10]))

@@ -9,7 +9,7 @@ from mlflow.exceptions import MlflowException
 
 from healthscore.errors import ModelNotFound
 from healthscore.model.estimator import HealthModel
-from healthscore.registry.export import load_export
+from healthscore.registry.export import export_folder, load_export
 from healthscore.registry.pyfunc import ARTIFACT
 from healthscore.registry.store import connect
 from healthscore.scores_file import ModelRef
@@ -33,3 +33,10 @@ def load_model(ref: str) -> tuple[HealthModel, ModelRef]:
     except MlflowException as exc:
         raise ModelNotFound(f"{ref}: no such model in the registry ({exc.message.splitlines()[0]})") from None
     return HealthModel.load(local / "artifacts" / ARTIFACT), ModelRef(name, str(version.version), version.run_id)
+
+
+def load_version(name: str, version: str) -> tuple[HealthModel, ModelRef]:
+    """One registered version: its exported folder when there is one (no tracking server
+    needed), else the registry."""
+    folder = export_folder(name, version)
+    return load_model(str(folder) if folder.is_dir() else f"models:/{name}/{version}")

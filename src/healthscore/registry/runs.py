@@ -98,7 +98,7 @@ def log_training(result: TrainingResult, dataset: Dataset, artefacts: Path, name
         with tempfile.TemporaryDirectory() as tmp:
             model_row = result.comparison.loc[MODEL]
             saved = result.model.save(Path(tmp) / "health_model", Provenance(
-                model_name=name, run_id=run.info.run_id,
+                model_name=name, run_id=run.info.run_id, horizon_days=spec.horizon_days,
                 trained_on={s: [str(summary.loc[s, "first_as_of"]), str(summary.loc[s, "last_as_of"])] for s in summary.index},
                 test_metrics={k: float(model_row[k]) for k in ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")},
             ))

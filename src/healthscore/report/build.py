@@ -56,7 +56,8 @@ def build_report(scores_path: str | Path, history: str | Path | None = None, mod
     runs, start = _runs(history, as_of, notes)
     previous = runs[runs["as_of"] == start].set_index("account_id") if start else None
     accounts = account_rows(scores, values, features, books, tiers.labels, previous)
-    cutoffs = {"healthy_above": 100 * (1 - tiers.healthy_below), "unhealthy_at_or_below": 100 * (1 - tiers.unhealthy_from)}
+    scale = tiers.scale
+    cutoffs = {"healthy_from": scale.healthy_from, "unhealthy_below": scale.unhealthy_below}
     payload = {
         "title": f"Customer health report: {as_of or 'undated scores'}",
         "as_of": as_of,
@@ -67,7 +68,9 @@ def build_report(scores_path: str | Path, history: str | Path | None = None, mod
         "portfolio": _portfolio(accounts),
         "kpis": kpis(accounts, None if previous is None else previous.reset_index()),
         "period": {"start": start, "end": as_of},
-        "histogram": histogram(accounts["health_score"], accounts["tier"], cutoffs["unhealthy_at_or_below"]),
+        "scale": {"points_to_double_odds": scale.points_to_double_odds, "horizon_days": health_model.provenance_.horizon_days,
+                  "table": health_model.score_table().round(4).to_numpy().tolist()},
+        "histogram": histogram(accounts["health_score"], accounts["tier"], cutoffs["unhealthy_below"]),
         "movement": _movement(history, runs, start, as_of, accounts, notes) if start else None,
         "metrics": [_metric(f, health_model.reference_.features.get(f.code)) for f in features],
         "playbooks": books,
@@ -153,12 +156,10 @@ def _portfolio(accounts: pd.DataFrame) -> dict:
             for t, rows in tiers.items()}
 
 
-def histogram(scores: pd.Series, tier: pd.Series, unhealthy_at_or_below: float) -> dict:
-    """Bars from where the accounts are to 100, per tier, and one bar for the few far below.
-    Calibrated scores crowd near 100 (most accounts have a low churn risk), so a 0-100 axis
-    would squeeze them all into two bars."""
+def histogram(scores: pd.Series, tier: pd.Series, unhealthy_below: float) -> dict:
+    """Bars from where the accounts are to 100, per tier, and one bar for the few far below."""
     scores = scores.clip(0, 100)
-    low = min(float(np.quantile(scores, 0.02)), unhealthy_at_or_below - 5)
+    low = min(float(np.quantile(scores, 0.02)), unhealthy_below - 5)
     low = max(0.0, math.floor(low / 10) * 10)
     width = next((w for w in BAR_WIDTHS if (100 - low) / w <= HISTOGRAM_BARS), BAR_WIDTHS[-1])
     edges = np.linspace(low, 100, round((100 - low) / width) + 1)

@@ -12,7 +12,7 @@ import pandas as pd
 from healthscore.errors import ModelNotFound
 from healthscore.history.changes import score_trail
 from healthscore.model.estimator import HealthModel
-from healthscore.registry import export_folder, load_model
+from healthscore.registry import load_model, load_version
 from healthscore.scores_file import ATTRIBUTES, NUMERIC_COLUMNS, SCORE_COLUMNS, ModelRef
 
 HISTORY_RUNS = 24  # score history points shown per account: two years of monthly runs
@@ -58,13 +58,11 @@ def resolve_model(scores: pd.DataFrame, ref: str | None = None) -> tuple[HealthM
     if len(pairs) != 1:
         raise ValueError(f"the scores come from {len(pairs)} models; a report shows one model's run")
     name, version = (str(v) for v in pairs.iloc[0])
-    if ref is None:
-        folder = export_folder(name, version)
-        ref = str(folder) if folder.is_dir() else f"models:/{name}/{version}"
     try:
-        model, found = load_model(ref)
+        model, found = load_model(ref) if ref is not None else load_version(name, version)
     except ModelNotFound as exc:
-        raise ValueError(f"cannot load the model {ref} that scored these accounts ({exc}); pass the right one with --model") from None
+        raise ValueError(f"cannot load the model {ref or f'{name} v{version}'} that scored these accounts ({exc}); "
+                         "pass the right one with --model") from None
     if found.version != "local" and (found.name, found.version) != (name, version):
         raise ValueError(f"--model {ref} is {found.name} version {found.version}, but the scores were made by {name} version {version}")
     return model, found

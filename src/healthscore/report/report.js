@@ -34,6 +34,7 @@
   const money = (v) => (v == null ? "-" : "$" + whole.format(v));
   const share = (v, digits = 0) => (v == null ? "-" : (100 * v).toFixed(digits) + "%");
   const one = (v) => (v == null ? "-" : v.toFixed(1));
+  const horizon = () => (D.scale.horizon_days ? `${D.scale.horizon_days} days` : "the label horizon");
   const signed = (v, digits = 1) => (v > 0 ? "+" : "") + v.toFixed(digits);
   const words = (code) => (code || "other").replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
 
@@ -91,9 +92,11 @@
       ["Test ROC-AUC", `${number(metrics.roc_auc, 3)} (how well it ranks churners above the others; 0.5 is chance)`],
       ["Calibration (ECE)", `${number(metrics.ece, 4)} (mean gap between the predicted and the observed churn rate)`],
       ["Test PR-AUC / Brier", `${number(metrics.pr_auc, 3)} / ${number(metrics.brier, 4)}`],
-      ["Tiers", `${TIERS[0].label} above ${one(D.cutoffs.healthy_above)}, ${TIERS[2].label} at or below `
-        + `${one(D.cutoffs.unhealthy_at_or_below)}, ${TIERS[1].label} between`],
-      ["Health score", "100 × (1 - calibrated 90-day churn probability); revenue at risk = MRR × churn probability"],
+      ["Tiers", `${TIERS[0].label} from ${D.cutoffs.healthy_from}, ${TIERS[2].label} below `
+        + `${D.cutoffs.unhealthy_below}, ${TIERS[1].label} between`],
+      ["Health score", `0-100, linear in the model's log-odds: ${number(D.scale.points_to_double_odds, 1)} points fewer double the odds `
+        + `of churning within ${horizon()}; revenue at risk = MRR × churn probability`],
+      ["Score → churn probability", D.scale.table.map(([s, p]) => `${s}: ${share(p, 1)}`).join(" · ")],
     ];
     $("model-facts").append(el("h2", {}, "Model facts"),
       el("dl", {}, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
@@ -171,8 +174,8 @@
     svg.append(sv("line", { class: "axis", x1: L, x2: W - R, y1: y(0), y2: y(0) }));
     for (const s of ticks(H.low, 100).filter((s) => !(below && s === H.low))) svg.append(sv("text", { x: x(s), y: Ht - B + 16, "text-anchor": "middle" }, s));
     svg.append(sv("text", { x: L + plotW / 2, y: Ht - 4, "text-anchor": "middle" }, "health score"));
-    const cuts = [[D.cutoffs.unhealthy_at_or_below, `${TIERS[2].label} ≤ ${one(D.cutoffs.unhealthy_at_or_below)}`, 0],
-      [D.cutoffs.healthy_above, `${TIERS[0].label} > ${one(D.cutoffs.healthy_above)}`, 14]];
+    const cuts = [[D.cutoffs.unhealthy_below, `${TIERS[2].label} < ${D.cutoffs.unhealthy_below}`, 0],
+      [D.cutoffs.healthy_from, `${TIERS[0].label} ≥ ${D.cutoffs.healthy_from}`, 14]];
     for (const [at, label, dy] of cuts) {
       svg.append(sv("line", { class: "cut", x1: x(at), x2: x(at), y1: T, y2: y(0) }),
         sv("text", { x: x(at) - 4, y: T + 10 + dy, "text-anchor": "end" }, label));
@@ -372,7 +375,7 @@
         fact("Tier", tierBadge(tier), "tier"),
         fact("Percentile", A.percentile[i] == null ? "-" : A.percentile[i].toFixed(0), "percentile",
           A.percentile[i] == null ? null : `healthier than ${A.percentile[i].toFixed(0)}% of the training accounts`),
-        fact("Churn probability (90 days)", share(A.probability[i], 1), "probability"),
+        fact(`Churn probability (${horizon()})`, share(A.probability[i], 1), "probability"),
         fact("MRR", money(A.mrr[i]), "mrr"),
         fact("Revenue at risk", money(A.revenue_at_risk[i]), "revenue_at_risk"),
         fact("Trend", trend(A.change[i]), "trend")),
@@ -462,13 +465,13 @@
     const dates = X.history_dates, points = X.history[i];
     if (!points.length) return el("p", { class: "muted" }, dates.length ? "Not in the score history." : "No score history: pass --history.");
     const scores = points.map((p) => p[1]), C = D.cutoffs;
-    const lo = Math.max(0, Math.floor((Math.min(...scores, C.unhealthy_at_or_below) - 5) / 5) * 5), hi = 100;
+    const lo = Math.max(0, Math.floor((Math.min(...scores, C.unhealthy_below) - 5) / 5) * 5), hi = 100;
     const W = 680, L = 40, R = 90, T = 10, B = 30, Ht = 190;
     const x = (k) => (dates.length === 1 ? L + (W - L - R) / 2 : L + ((W - L - R) * k) / (dates.length - 1));
     const y = (v) => T + ((Ht - T - B) * (hi - Math.max(lo, v))) / (hi - lo);
     const svg = sv("svg", { viewBox: `0 0 ${W} ${Ht}`, width: "100%", role: "img", id: "detail-history",
       "aria-label": "Health score at each scoring run, on the bands of the tiers" });
-    const bands = [[0, hi, C.healthy_above], [1, C.healthy_above, C.unhealthy_at_or_below], [2, C.unhealthy_at_or_below, lo]];
+    const bands = [[0, hi, C.healthy_from], [1, C.healthy_from, C.unhealthy_below], [2, C.unhealthy_below, lo]];
     for (const [t, top, bottom] of bands) {
       if (top <= lo) continue;
       svg.append(sv("rect", { x: L, width: W - L - R, y: y(top), height: Math.max(0, y(bottom) - y(top)), fill: tierColor(t), "fill-opacity": 0.12 }),

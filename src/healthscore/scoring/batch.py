@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -23,9 +25,9 @@ import pyarrow.parquet as pq
 
 from healthscore.defaults import CHUNK_SIZE, MAX_REJECTED_SHARE
 from healthscore.errors import REJECTION_COLUMNS, Reason, TooManyRejected, no_rejections
-from healthscore.io import atomic_path
+from healthscore.io import atomic_path, temporary_beside
 from healthscore.model.estimator import HealthModel
-from healthscore.model.reasons import scores_with_reasons
+from healthscore.model.reasons import scores_with_reasons, unseen_categories
 from healthscore.scores_file import ModelRef, metadata_path_for, rejected_path_for, scored_now
 from healthscore.scoring.chunks import ScoringInput, row_keys
 from healthscore.scoring.drift import DriftCheck
@@ -68,29 +70,31 @@ class ScoreRun:
 
 
 class _ChunkWriter:
-    """Appends chunks to a temporary Parquet or CSV file that replaces `path` only on success."""
+    """Appends chunks to a temporary Parquet or CSV file beside `path`; `close` moves it to where
+    it belongs (the path, or a failed run's diagnostics folder) or deletes it."""
 
     def __init__(self, path: Path):
-        self.csv = path.suffix.lower() == ".csv"
-        self._context = atomic_path(path)
-        self.tmp = self._context.__enter__()
+        self.path, self.csv = path, path.suffix.lower() == ".csv"
+        self.tmp = temporary_beside(path)
         self._parquet: pq.ParquetWriter | None = None
-        self._first = True
+        self.rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
         if self.csv:
-            frame.to_csv(self.tmp, index=False, mode="w" if self._first else "a", header=self._first)
+            frame.to_csv(self.tmp, index=False, mode="w" if not self.rows else "a", header=not self.rows)
         else:
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self.tmp, table.schema)
             self._parquet.write_table(table.cast(self._parquet.schema))
-        self._first = False
+        self.rows += len(frame)
 
-    def close(self, ok: bool) -> None:
+    def close(self, to: Path | None) -> None:
         if self._parquet is not None:
             self._parquet.close()
-        self._context.__exit__(None if ok else RuntimeError, None, None)
+        if to is not None and self.rows:
+            os.replace(self.tmp, to)
+        self.tmp.unlink(missing_ok=True)
 
 
 class _Clock:
@@ -143,6 +147,7 @@ def score_input(
     chunk_size: int = CHUNK_SIZE,
     max_rejected_share: float = MAX_REJECTED_SHARE,
     progress: Callable[[int, int], None] | None = None,
+    previous_tiers: dict[str, str] | None = None,
 ) -> ScoreRun:
     """Score every row of `source` into `output` (.parquet/.csv) a chunk at a time, with the
     rejections beside it and the run's metadata (counts, tiers, drift, timings, the riskiest).
@@ -154,6 +159,7 @@ def score_input(
         duplicates = source.duplicate_keys(by_as_of)
     tiers = dict.fromkeys(("healthy", "at_risk", "unhealthy"), 0)
     drift, riskiest, done, scored, rejected = DriftCheck(model), _Riskiest(), 0, 0, 0
+    unseen: dict[str, dict[str, int]] = {}  # categorical metric -> value training never saw -> rows
     reject_file = rejected_path_for(output)
     writer, reject_writer = _ChunkWriter(output), _ChunkWriter(reject_file)
     try:
@@ -167,11 +173,15 @@ def score_input(
             good = chunk.rows.drop(index=bad["row"])
             if len(good):
                 with clock("scoring and reasons"):
-                    scores = scores_with_reasons(model, ref, good, as_of, scored_at)
+                    scores = scores_with_reasons(model, ref, good, as_of, scored_at, previous_tiers)
                 with clock("writing"):
                     writer.write(scores)
                 with clock("drift and summary"):
                     drift.add(good, scores["churn_probability"].to_numpy())
+                    for code, counts in unseen_categories(model, good).items():
+                        for value, n in counts.items():
+                            unseen.setdefault(code, {}).setdefault(value, 0)
+                            unseen[code][value] += n
                     riskiest.add(scores)
                     for tier, n in scores["tier"].value_counts().items():
                         tiers[tier] += int(n)
@@ -180,33 +190,35 @@ def score_input(
             if progress:
                 progress(done, source.rows)
     except BaseException:
-        writer.close(ok=False)
-        reject_writer.close(ok=False)
+        writer.close(None)
+        reject_writer.close(None)
         raise
-    set_aside = rejected + len(source.rejections)
-    writer.close(ok=scored > 0)
-    reject_writer.close(ok=set_aside > 0)
-    if not set_aside:
-        reject_file.unlink(missing_ok=True)  # a rejection file from an earlier run would mislead
-    if scored == 0:
-        raise TooManyRejected(f"{source.description}: none of its {done:,} rows could be scored"
-                              + (f"; see {reject_file}" if set_aside else ""))
     metadata = {
         "model": ref.__dict__, "as_of": str(as_of) if as_of else None, "scored_at": scored_at, "input": source.description,
         "input_rows": done, "scored_rows": scored, "rejected_rows": rejected,
         "rejected_source_rows": len(source.rejections), "tiers": tiers,
+        "tier_stability": {"margin": model.tier_policy.stability_margin, "previous_tiers": len(previous_tiers or {})},
         "seconds": round(sum(clock.seconds.values()) + sum(source.timings.values()), 2),
         "timings": {step: round(s, 2) for step, s in (source.timings | clock.seconds).items()},
-        "output": str(output), "drift": drift.report(), "riskiest": riskiest.records(),
+        "output": str(output), "drift": drift.report(), "riskiest": riskiest.records(), "unseen_categories": unseen,
     }
+    failure = (f"{source.description}: none of its {done:,} rows could be scored" if scored == 0 else
+               f"{rejected} of {done} rows ({rejected / done:.1%}) could not be scored, more than the allowed {max_rejected_share:.1%}"
+               if done and rejected / done > max_rejected_share else None)
+    if failure:  # no output at all; what was found goes where the user is told, not beside the output
+        diagnostics = Path(tempfile.mkdtemp(prefix=f"healthscore-failed-{output.stem}-"))
+        writer.close(None)
+        reject_writer.close(diagnostics / reject_file.name)
+        (diagnostics / metadata_path_for(output).name).write_text(json.dumps(metadata, indent=1, default=str))
+        raise TooManyRejected(f"{failure}; no scores written; the rejected rows and the run's metadata are in {diagnostics}",
+                              diagnostics)
+    writer.close(output)
+    reject_writer.close(reject_file)
+    if not reject_writer.rows:
+        reject_file.unlink(missing_ok=True)  # a rejection file from an earlier run would mislead
     with atomic_path(metadata_path_for(output)) as tmp:
         tmp.write_text(json.dumps(metadata, indent=1, default=str))
-    if done and rejected / done > max_rejected_share:
-        raise TooManyRejected(
-            f"{rejected} of {done} rows ({rejected / done:.1%}) could not be scored, more than the "
-            f"allowed {max_rejected_share:.1%}; see {reject_file}"
-        )
-    return ScoreRun(reject_file if set_aside else None, metadata)
+    return ScoreRun(reject_file if reject_writer.rows else None, metadata)
 
 
 def _typed_rejections(frames: list[pd.DataFrame]) -> pd.DataFrame:
