@@ -1,27 +1,62 @@
 """The churn label: which accounts are observed at each as_of, and whether each churned within
 the horizon after it. One idea, one file (as the observation dates and churn listings of
 "Fighting Churn with Data"), read by the raw-table builder and nothing else.
+
+Labels cannot silently go wrong:
+- a label exists only where the subscriptions can show churn over its whole window: up to the
+  data end, and never past the day after the latest subscription start (an export that stops
+  earlier than the events shows every open contract as ended, which is not churn);
+- the window of an as_of is [as_of, horizon end) with the end in calendar steps of the schedule
+  (`churn.horizon_months` / `horizon_steps`), so consecutive windows tile the schedule and every
+  churn falls in the same number of windows, or in days (`horizon_days`);
+- an as_of whose churn rate is far outside the others', or where nothing churns though the others
+  churn, is an error naming the date and the likely cause.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+
+import duckdb
 
 from healthscore.config import Config
+from healthscore.errors import DataError
+
+MIN_ROWS = 30  # a date with fewer labelled accounts is not judged
 
 
-def observations_sql(config: Config, data_end: dt.date, as_of_dates: list[dt.date]) -> str:
+def label_end(con: duckdb.DuckDBPyConnection, data_end: dt.date, notes: list[str]) -> dt.date:
+    """The first day the labels may not reach: the data end, or the day after the latest
+    subscription start when that is earlier (renewals after it would not be in the export)."""
+    latest = con.execute("SELECT max(start_date) FROM src_subscriptions WHERE start_date <= ?", [data_end]).fetchone()[0]
+    knowable = latest + dt.timedelta(days=1) if latest else data_end
+    if knowable < data_end:
+        notes.append(f"labels stop at {knowable}: the latest subscription starts on {latest}, before the data end "
+                     f"({data_end}); later churn cannot be told from an export that stops there "
+                     f"(set data_end to {knowable} or export the later subscriptions)")
+    return min(knowable, data_end)
+
+
+def horizon_notes(config: Config) -> list[str]:
+    if config.churn.horizon_days and config.schedule.every == "month":
+        return [f"churn.horizon_days {config.churn.horizon_days} does not tile the monthly schedule: a churn on the 31st "
+                "can fall in no window and one on the 1st in one window too many; churn.horizon_months does not"]
+    return []
+
+
+def observations_sql(config: Config, end: dt.date, as_of_dates: list[dt.date]) -> str:
     """Every account active at each as_of, with its label.
 
     Churn = the account's latest contract row (by start date) has ended: earlier rows are
     superseded by later ones (renewals, seat changes), whether or not the export closes them.
     Active at as_of = first subscription started before as_of and not churned before it.
-    churned = the churn date falls in [as_of, as_of + horizon); NULL when that horizon runs past
-    the data end: a "not churned" there only means "not yet", and keeping just the churns seen
+    churned = the churn date falls in [as_of, horizon end); NULL when that window runs past `end`
+    (`label_end`): a "not churned" there only means "not yet", and keeping just the churns seen
     would bias the labels.
     """
-    horizon = config.churn.horizon_days
-    dates = ", ".join(f"(DATE '{d.isoformat()}')" for d in as_of_dates)
+    horizon = config.horizon
+    dates = ", ".join(f"(DATE '{d.isoformat()}', DATE '{horizon.end(d).isoformat()}')" for d in as_of_dates)
     return f"""
     CREATE TABLE observations AS
     WITH latest AS (  -- on a tie of start dates an open row wins: not churned
@@ -32,8 +67,36 @@ def observations_sql(config: Config, data_end: dt.date, as_of_dates: list[dt.dat
         SELECT account_id, min(start_date) AS first_start, any_value(churn_date) AS churn_date
         FROM src_subscriptions JOIN latest USING (account_id) GROUP BY account_id
     )
-    SELECT acc.account_id, d.as_of,
-           CASE WHEN d.as_of + {horizon} > DATE '{data_end.isoformat()}' THEN NULL
-                ELSE coalesce(churn_date < d.as_of + {horizon}, false) END AS churned
-    FROM acc, (VALUES {dates}) d(as_of)
+    SELECT acc.account_id, d.as_of, d.horizon_end, acc.churn_date,
+           CASE WHEN d.horizon_end > DATE '{end.isoformat()}' THEN NULL
+                ELSE coalesce(churn_date < d.horizon_end, false) END AS churned
+    FROM acc, (VALUES {dates}) d(as_of, horizon_end)
     WHERE acc.first_start < d.as_of AND (churn_date IS NULL OR churn_date >= d.as_of)"""
+
+
+def check_label_rates(con: duckdb.DuckDBPyConnection, config: Config) -> None:
+    """Raise DataError on an as_of whose churn rate no sampling noise explains: far above the
+    other dates' (an export cut-off inside its window), or zero where the others' rate makes
+    ten or more churns expected."""
+    rows = con.execute("""SELECT as_of, any_value(horizon_end), count(churned), count(*) FILTER (WHERE churned)
+                          FROM observations GROUP BY as_of HAVING count(churned) > 0 ORDER BY as_of""").fetchall()
+    if len(rows) < 3 or not config.churn.check_label_rates:
+        return
+    total_n, total_c = sum(r[2] for r in rows), sum(r[3] for r in rows)
+    for as_of, end, n, churns in rows:
+        other = (total_c - churns) / (total_n - n)
+        rate = churns / n
+        if n < MIN_ROWS:
+            continue
+        noise = 4 * math.sqrt(max(other * (1 - other), 1 / n) / n)
+        what = f"labels at as_of {as_of}: {rate:.1%} of {n:,} accounts churn in [{as_of}, {end}) against {other:.1%} on the other dates"
+        advice = "; churn.check_label_rates: false accepts these labels"
+        if rate > max(3 * other, other + 0.1) and rate - other > noise:
+            day, on_day = con.execute("""SELECT churn_date, count(*) FROM observations WHERE as_of = ? AND churned
+                                         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1""", [as_of]).fetchone()
+            raise DataError(f"{what}; {on_day:,} of the {churns:,} churns end on {day}: the subscriptions probably stop "
+                            f"there (an export cut-off, not churn): set data_end to {day} or earlier, or export the later "
+                            f"subscriptions{advice}")
+        if churns == 0 and n * other >= 10:
+            raise DataError(f"{what}; about {n * other:.0f} were expected: the subscriptions probably do not record "
+                            f"the end of contracts in that window (check end_date after {as_of}){advice}")
