@@ -67,7 +67,7 @@ def constant_metrics(frame: pd.DataFrame, features: list[FeatureSpec]) -> dict[s
     for f in features:
         values = frame[f.code].dropna()
         if values.nunique() <= 1:
-            out[f.code] = f"it is {values.iloc[0]!r} on every row that has a value" if len(values) else "it is missing on every row"
+            out[f.code] = f"it is {_text(values.iloc[0])} on every row that has a value" if len(values) else "it is missing on every row"
     return out
 
 
@@ -99,3 +99,7 @@ def coverage_table(frame: pd.DataFrame, features: list[FeatureSpec], as_of_colum
                      "first_as_of": dates.min() if len(dates) else None, "last_as_of": dates.max() if len(dates) else None})
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 
+
+
+def _text(value) -> str:
+    return f"{float(value):g}" if isinstance(value, int | float) else repr(str(value))

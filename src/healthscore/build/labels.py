@@ -4,8 +4,8 @@ the horizon after it. One idea, one file (as the observation dates and churn lis
 
 Labels cannot silently go wrong:
 - a label exists only where the subscriptions can show churn over its whole window: up to the
-  data end, and never past the day after the latest subscription start (an export that stops
-  earlier than the events shows every open contract as ended, which is not churn);
+  data end, and never past where the subscriptions export stops (`label_end`): an export that
+  stops earlier than the events shows open contracts as ended, which is not churn;
 - the window of an as_of is [as_of, horizon end) with the end in calendar steps of the schedule
   (`churn.horizon_months` / `horizon_steps`), so consecutive windows tile the schedule and every
   churn falls in the same number of windows, or in days (`horizon_days`);
@@ -24,18 +24,34 @@ from healthscore.config import Config
 from healthscore.errors import DataError
 
 MIN_ROWS = 30  # a date with fewer labelled accounts is not judged
+SLACK_DAYS = 7  # subscriptions whose latest record is this close to the data end reach it
 
 
 def label_end(con: duckdb.DuckDBPyConnection, data_end: dt.date, notes: list[str]) -> dt.date:
-    """The first day the labels may not reach: the data end, or the day after the latest
-    subscription start when that is earlier (renewals after it would not be in the export)."""
-    latest = con.execute("SELECT max(start_date) FROM src_subscriptions WHERE start_date <= ?", [data_end]).fetchone()[0]
+    """The first day the labels may not reach: the data end, or where the subscriptions stop
+    (`subscriptions_end`) when that is earlier, with a note."""
+    end, why = subscriptions_end(con, "src_subscriptions", "start_date", "end_date", data_end)
+    if end < data_end:
+        notes.append(f"labels stop at {end}: {why} (set data_end to {end} or export the later subscriptions)")
+    return min(end, data_end)
+
+
+def subscriptions_end(con: duckdb.DuckDBPyConnection, relation: str, start: str, end: str, data_end: dt.date) -> tuple[dt.date, str]:
+    """The day after the subscriptions export stops, and why, unless that is within `SLACK_DAYS`
+    of the data end (then the data end). Where accounts have renewal rows, a renewal after the
+    latest start would not be in the export, so it ends there; with one row per contract, at the
+    latest start or end it records."""
+    latest_start, latest_any, renewal_rows = con.execute(
+        f"""SELECT max(CAST({start} AS DATE)), greatest(max(CAST({start} AS DATE)), max(CAST({end} AS DATE)) FILTER (WHERE {end} < ?)),
+                   count(*) > count(DISTINCT account_id)
+            FROM {relation} WHERE CAST({start} AS DATE) <= ?""", [data_end, data_end]).fetchone()
+    latest = latest_start if renewal_rows else latest_any
     knowable = latest + dt.timedelta(days=1) if latest else data_end
-    if knowable < data_end:
-        notes.append(f"labels stop at {knowable}: the latest subscription starts on {latest}, before the data end "
-                     f"({data_end}); later churn cannot be told from an export that stops there "
-                     f"(set data_end to {knowable} or export the later subscriptions)")
-    return min(knowable, data_end)
+    if (data_end - knowable).days <= SLACK_DAYS:
+        return data_end, ""
+    what = "start" if renewal_rows else "date recorded"
+    return knowable, (f"the subscriptions' latest {what} is {latest}, {(data_end - knowable).days} days before the data end "
+                      f"({data_end}); churn after it cannot be told from an export that stops there")
 
 
 def horizon_notes(config: Config) -> list[str]:

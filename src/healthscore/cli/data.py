@@ -115,3 +115,37 @@ def metrics(
     for m in catalogue:
         table.add_row(m.code, m.label, m.family, m.good_direction, describe(m))
     stdout.print(table)
+
+
+@app.command()
+@handled
+def init(
+    accounts: Annotated[Path, typer.Option(help="Your accounts table (CSV or Parquet).")],
+    subscriptions: Annotated[Path, typer.Option(help="Your subscriptions / contracts table.")],
+    events: Annotated[Path, typer.Option(help="Your product events (one row per event, or daily rollups).")],
+    out: Annotated[Path, typer.Option(help="Config file to write.")] = Path("healthscore.yaml"),
+    tickets: Annotated[Optional[Path], typer.Option(help="Support tickets (optional).")] = None,
+    invoices: Annotated[Optional[Path], typer.Option(help="Invoices (optional).")] = None,
+    surveys: Annotated[Optional[Path], typer.Option(help="NPS survey answers (optional).")] = None,
+    users: Annotated[Optional[Path], typer.Option(help="Users (optional).")] = None,
+    engagements: Annotated[Optional[Path], typer.Option(help="CSM outreach (optional).")] = None,
+) -> None:
+    """Inspect your tables and write a commented starter config: column mappings, every event type
+    under a kind, the data end, a schedule and horizon your history can train on, and the metrics
+    that apply. Prints what it could not decide."""
+    from healthscore.build.starter import write_starter
+
+    optional = {k: v for k, v in {"tickets": tickets, "invoices": invoices, "surveys": surveys, "users": users,
+                                  "engagements": engagements}.items() if v is not None}
+    for path in [accounts, subscriptions, events, *optional.values()]:
+        if not path.exists():
+            fail(f"{path}: file not found")
+    starter = write_starter(out, accounts, subscriptions, events, optional)
+    for fact in starter.facts:
+        console.print(f"[dim]{fact}[/]")
+    for item in starter.undecided:
+        console.print(f"[yellow]not decided:[/] {item}")
+    console.print(f"Config: {out}" + (" (fix what is not decided, then build)" if starter.undecided else
+                                      f"; next: healthscore build-dataset --config {out} --out dataset.parquet"))
+    if starter.undecided:
+        raise typer.Exit(1)
