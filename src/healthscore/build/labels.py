@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import statistics
 
 import duckdb
 
@@ -91,28 +92,29 @@ def observations_sql(config: Config, end: dt.date, as_of_dates: list[dt.date]) -
 
 
 def check_label_rates(con: duckdb.DuckDBPyConnection, config: Config) -> None:
-    """Raise DataError on an as_of whose churn rate no sampling noise explains: far above the
-    other dates' (an export cut-off inside its window), or zero where the others' rate makes
-    ten or more churns expected."""
+    """Raise DataError on an as_of whose churn rate no sampling noise explains against the median
+    of the other dates: far above it (an export cut-off inside its window), or zero where ten or
+    more churns were expected. Outliers above are judged first: they inflate the others' rate."""
     rows = con.execute("""SELECT as_of, any_value(horizon_end), count(churned), count(*) FILTER (WHERE churned)
                           FROM observations GROUP BY as_of HAVING count(churned) > 0 ORDER BY as_of""").fetchall()
     if len(rows) < 3 or not config.churn.check_label_rates:
         return
-    total_n, total_c = sum(r[2] for r in rows), sum(r[3] for r in rows)
-    for as_of, end, n, churns in rows:
-        other = (total_c - churns) / (total_n - n)
+    rates = [c / n for _, _, n, c in rows]
+    judged = [(r, statistics.median(rates[:i] + rates[i + 1:])) for i, r in enumerate(rows) if r[2] >= MIN_ROWS]
+    advice = "; churn.check_label_rates: false accepts these labels"
+    for (as_of, end, n, churns), other in judged:
         rate = churns / n
-        if n < MIN_ROWS:
-            continue
-        noise = 4 * math.sqrt(max(other * (1 - other), 1 / n) / n)
-        what = f"labels at as_of {as_of}: {rate:.1%} of {n:,} accounts churn in [{as_of}, {end}) against {other:.1%} on the other dates"
-        advice = "; churn.check_label_rates: false accepts these labels"
-        if rate > max(3 * other, other + 0.1) and rate - other > noise:
+        if rate > max(3 * other, other + 0.1) and rate - other > 4 * math.sqrt(max(other * (1 - other), 1 / n) / n):
             day, on_day = con.execute("""SELECT churn_date, count(*) FROM observations WHERE as_of = ? AND churned
                                          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1""", [as_of]).fetchone()
-            raise DataError(f"{what}; {on_day:,} of the {churns:,} churns end on {day}: the subscriptions probably stop "
-                            f"there (an export cut-off, not churn): set data_end to {day} or earlier, or export the later "
-                            f"subscriptions{advice}")
+            raise DataError(f"{_rates(as_of, end, n, rate, other)}; {on_day:,} of the {churns:,} churns end on {day}: the "
+                            f"subscriptions probably stop there (an export cut-off, not churn): set data_end to {day} or "
+                            f"earlier, or export the later subscriptions{advice}")
+    for (as_of, end, n, churns), other in judged:
         if churns == 0 and n * other >= 10:
-            raise DataError(f"{what}; about {n * other:.0f} were expected: the subscriptions probably do not record "
-                            f"the end of contracts in that window (check end_date after {as_of}){advice}")
+            raise DataError(f"{_rates(as_of, end, n, 0.0, other)}; about {n * other:.0f} were expected: the subscriptions "
+                            f"probably do not record the end of contracts in that window (check end_date after {as_of}){advice}")
+
+
+def _rates(as_of: dt.date, end: dt.date, n: int, rate: float, other: float) -> str:
+    return f"labels at as_of {as_of}: {rate:.1%} of {n:,} accounts churn in [{as_of}, {end}) against {other:.1%} (median) on the other dates"

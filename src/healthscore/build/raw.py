@@ -172,6 +172,11 @@ def _compute_metrics(con: duckdb.DuckDBPyConnection, metrics: list[Metric], sour
     tables = {}
     for i, query in enumerate(base_queries(metrics, sources.columns)):
         say(f"metrics: {query.name}")
-        con.execute(f"CREATE TEMP TABLE metric_{i} AS {query.sql}")
+        try:
+            con.execute(f"CREATE TEMP TABLE metric_{i} AS {query.sql}")
+        except duckdb.Error as exc:  # SQL that passed the checks but not DuckDB's types: a user's metric
+            sql = " ".join(query.sql.split())
+            raise DataError(f"metric(s) {', '.join(query.columns)}: DuckDB cannot run the generated SQL: "
+                            f"{str(exc).splitlines()[0]}; the SQL: {sql}") from None
         tables[f"metric_{i}"] = query
     return tables
