@@ -44,15 +44,15 @@ class Metric(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    code: str
-    label: str
+    code: str  # lower_snake_case, unique
+    label: str  # how reasons and reports name it
     description: str = ""
     format: Literal["number", "integer", "percent", "days", "hours", "currency", "score", "text"] = "number"
     kind: Literal["numeric", "categorical"] = "numeric"
-    aggregation: Aggregation
-    source: str | None = None
-    value: str | None = None
-    filter: str | None = None
+    aggregation: Aggregation  # how rows become one value per account and as_of (docs/METRICS.md)
+    source: str | None = None  # the table it is computed from (none for ratio, pct_change, expression)
+    value: str | None = None  # SQL over the source's columns (and your extra_columns): what is aggregated
+    filter: str | None = None  # SQL condition: the rows that count
     date_column: str | None = None  # default: the source's time column
     window_days: int | None = Field(None, gt=0)  # None: all history before as_of
     offset_days: int = Field(0, ge=0)  # shift the computation back in time

@@ -32,7 +32,7 @@ class _Strict(BaseModel):
 class SourceConfig(_Strict):
     """Where one raw table lives and how its columns are named in the user's export."""
 
-    path: Path
+    path: Path  # the file (CSV, Parquet, a glob of Parquet files, or a DuckDB database), relative to the config
     table: str | None = None  # required when path is a DuckDB database
     format: Literal["parquet", "csv", "duckdb"] | None = None  # default: from the extension
     columns: dict[str, str] = Field(default_factory=dict)  # canonical name -> user's column
@@ -69,10 +69,10 @@ class ChurnConfig(_Strict):
     churn falls in the same number of windows) or in days; default 3 months on a monthly
     schedule, else 90 days."""
 
-    definition: Literal["subscription_ended"] = "subscription_ended"
-    horizon_months: int | None = Field(None, gt=0, le=24)
+    definition: Literal["subscription_ended"] = "subscription_ended"  # churn = the latest contract row has an end date
+    horizon_months: int | None = Field(None, gt=0, le=24)  # churn within k calendar months of as_of
     horizon_steps: int | None = Field(None, gt=0, le=104)  # k observation steps of the schedule
-    horizon_days: int | None = Field(None, gt=0, le=730)
+    horizon_days: int | None = Field(None, gt=0, le=730)  # churn within k days (does not tile a monthly schedule)
     check_label_rates: bool = True  # an as_of whose churn rate is far outside the others is an error
 
     @model_validator(mode="after")
@@ -86,8 +86,8 @@ class ChurnConfig(_Strict):
 class ScheduleConfig(_Strict):
     """The observation dates (as_of) at which every active account gets a row."""
 
-    start: dt.date
-    end: dt.date
+    start: dt.date  # the first as_of (leave the longest metric window of history before it)
+    end: dt.date  # the last as_of; dates after the data end are left out with a note
     every: str = "month"  # month | week | <N>d
 
     @field_validator("every")
@@ -136,23 +136,25 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 
 class MetricsConfig(_Strict):
-    include_defaults: bool = True
-    add: list[Metric] = Field(default_factory=list)
-    drop: list[str] = Field(default_factory=list)
+    """The metrics the dataset gets: the built-in catalogue, minus `drop`, plus `add`, relabelled."""
+
+    include_defaults: bool = True  # start from the built-in catalogue (docs/METRICS.md)
+    add: list[Metric] = Field(default_factory=list)  # your own metrics (keys below)
+    drop: list[str] = Field(default_factory=list)  # codes of built-in metrics to leave out
     labels: dict[str, str] = Field(default_factory=dict)  # code -> your wording ("Posts (30 days)")
     # A metric that measures nothing (its filter matches no row, or it is constant): an error, or dropped with a note.
     unusable: Literal["error", "drop"] = "error"
 
 
 class Config(_Strict):
-    sources: dict[str, SourceConfig]
-    churn: ChurnConfig = ChurnConfig()
-    schedule: ScheduleConfig
+    sources: dict[str, SourceConfig]  # accounts, subscriptions, events (required); users, tickets, invoices, surveys, engagements
+    churn: ChurnConfig = ChurnConfig()  # what churn is and the label horizon
+    schedule: ScheduleConfig  # the observation dates
     # First day without data. Default: the day after the latest event; labels also stop where the
     # subscriptions stop (see healthscore.build.labels).
     data_end: dt.date | None = None
-    metrics: MetricsConfig = MetricsConfig()
-    model: TrainingConfig = TrainingConfig()
+    metrics: MetricsConfig = MetricsConfig()  # the metric catalogue in force
+    model: TrainingConfig = TrainingConfig()  # training: LightGBM, the time split, tiers
     exclude_bad_rows: bool = True  # False: any bad row is an error instead of an exclusion
     base_dir: Path = Path(".")  # where relative paths resolve: the config file's folder
 
@@ -268,3 +270,67 @@ def load_config(path: str | Path) -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config
+
+
+def reference_markdown() -> str:
+    """docs/CONFIG.md: every key of the config, from the typed models themselves (type, default,
+    and the comment on its definition), so the reference cannot drift from the code."""
+    out = ["# Config reference", "",
+           "Every key of `healthscore.yaml`, generated from the typed config (`healthscore config-reference`; a test",
+           "keeps this file in sync). `healthscore init` writes a starter config from your tables.", ""]
+    _section(Config, "", out)
+    return "\n".join(out) + "\n"
+
+
+def _section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
+    notes = _field_comments(model)
+    doc = " ".join((model.__doc__ or "").split())
+    out += [f"## `{prefix or '(top level)'}`", ""] + ([doc, ""] if doc else [])
+    out += ["| key | type | default | meaning |", "|---|---|---|---|"]
+    nested = []
+    for name, info in model.model_fields.items():
+        inner = _model_of(info.annotation)
+        key = f"{prefix}{name}"
+        if inner is not None:
+            many = "[]" if "list" in str(info.annotation) else ".<name>" if "dict" in str(info.annotation) else ""
+            nested.append((inner, f"{key}{many}."))
+        default = "required" if info.is_required() else ("" if inner else f"`{info.get_default(call_default_factory=True)!r}`")
+        kind = _type_text(info.annotation)
+        meaning = notes.get(name, "").replace("|", "\\|")
+        out.append(f"| `{key}` | {kind} | {default} | {meaning} |")
+    out.append("")
+    for inner, sub in nested:
+        _section(inner, sub, out)
+
+
+def _model_of(annotation) -> type[BaseModel] | None:
+    import typing
+
+    for arg in (annotation, *typing.get_args(annotation)):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _type_text(annotation) -> str:
+    text = str(annotation).replace("typing.", "").replace("datetime.", "").replace("pathlib.", "")
+    text = re.sub(r"healthscore\.[\w.]+\.(\w+)", r"\1", text)
+    text = re.sub(r"<class '(\w+)'>", r"\1", text)
+    return text.replace("|", "\\|")
+
+
+def _field_comments(model: type[BaseModel]) -> dict[str, str]:
+    """name -> the `# comment` at the end of (or on the lines above) the field's definition."""
+    import inspect
+
+    comments, above = {}, []
+    for line in inspect.getsource(model).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        m = re.match(r"\s+(\w+): [^=]+(?:=.*?)?(?:#\s*(.*))?$", line)
+        if m and m.group(1) in model.model_fields:
+            comments[m.group(1)] = " ".join(above + [m.group(2) or ""]).strip()
+        above = []
+    return comments

@@ -99,7 +99,18 @@ def metrics(
     from healthscore.catalogue import describe, load_default_catalogue, markdown_table
     from healthscore.config import load_config
 
-    catalogue = load_config(config).catalogue() if config else load_default_catalogue()
+    applies: dict[str, str] = {}
+    if config:
+        from healthscore.build.sources import load_sources
+
+        loaded = load_config(config)
+        catalogue = loaded.catalogue()
+        sources = load_sources(loaded)  # which sources and columns exist decides what applies
+        kept, notes = catalogue.available(sources.columns)
+        sources.con.close()
+        applies = {m.code: "yes" for m in kept} | {n.split()[1]: "no: " + n.split(": ", 1)[1] for n in notes}
+    else:
+        catalogue = load_default_catalogue()
     if sql is not None:
         codes = [m.code for m in catalogue]
         if sql not in codes:
@@ -109,11 +120,11 @@ def metrics(
     if markdown:
         print(markdown_table(catalogue), end="")
         return
-    table = Table(title=f"{len(catalogue)} metrics")
-    for col in ("code", "label", "family", "good", "computed as"):
+    table = Table(title=f"{len(catalogue)} metrics" + (f", {list(applies.values()).count('yes')} apply to these tables" if applies else ""))
+    for col in ("code", "label", "family", "good", "computed as") + (("applies",) if applies else ()):
         table.add_column(col)
     for m in catalogue:
-        table.add_row(m.code, m.label, m.family, m.good_direction, describe(m))
+        table.add_row(m.code, m.label, m.family, m.good_direction, describe(m), *([applies.get(m.code, "")] if applies else []))
     stdout.print(table)
 
 
@@ -149,3 +160,11 @@ def init(
                                       f"; next: healthscore build-dataset --config {out} --out dataset.parquet"))
     if starter.undecided:
         raise typer.Exit(1)
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the reference of every config key (docs/CONFIG.md), generated from the typed config."""
+    from healthscore.config import reference_markdown
+
+    print(reference_markdown(), end="")
