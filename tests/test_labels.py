@@ -164,3 +164,15 @@ def test_extra_columns_become_metrics_and_a_metric_sql_error_names_the_metric(tm
     config["metrics"]["add"][0] |= {"value": "name + 1"}
     with pytest.raises(DataError, match=r"metric\(s\) employees: DuckDB cannot run the generated SQL: .*; the SQL: SELECT "):
         build_dataset(load_config(rawbase.write(tmp_path, frames, config)))
+
+
+def test_rejections_are_bounded_with_counts_and_complete_on_request(tmp_path):
+    frames = rawbase.tables()
+    frames["events"].loc[:40, "quantity"] = -1  # 41 negative counts
+    config = load_config(rawbase.write(tmp_path, frames))
+    sampled = load_sources(config, sample=10)
+    assert (sampled.rejections["code"] == "negative").sum() == 10
+    counts = sampled.rejection_counts.set_index("code")["rows"]
+    assert counts["negative"] == 41
+    assert "events.quantity: negative value: 41 rows rejected, the first 10 listed" in sampled.notes
+    assert (load_sources(config, sample=None).rejections["code"] == "negative").sum() == 41

@@ -42,9 +42,10 @@ class DatasetStream:
     con: duckdb.DuckDBPyConnection = field(repr=False)
     sql: str = field(repr=False)
     spec: DatasetSpec
-    rejections: pd.DataFrame
+    rejections: pd.DataFrame  # a sample per reason (see sources)
     timings: dict[str, float]
     rows: int
+    rejection_counts: pd.DataFrame = field(default_factory=pd.DataFrame)  # table, column, code, reason, rows: every rejected row
 
     def frame(self) -> pd.DataFrame:
         try:
@@ -105,7 +106,7 @@ def stream_dataset(
         notes=sources.notes + notes,
     )
     sql = assemble_sql(metrics, tables, [m.code for m in catalogue], attributes)
-    return DatasetStream(con, sql, spec, sources.rejections, timings, rows)
+    return DatasetStream(con, sql, spec, sources.rejections, timings, rows, sources.rejection_counts)
 
 
 def build_dataset(

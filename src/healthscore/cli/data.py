@@ -48,14 +48,21 @@ def build_dataset(
     id_column: IdOpt = None,
     label_column: LabelOpt = None,
     as_of_column: AsOfOpt = None,
+    all_rejections: Annotated[bool, typer.Option(help="List every rejected raw row, not the first 1,000 per reason.")] = False,
 ) -> None:
     """Build one point-in-time row per (account, as_of) with every metric and the churn label."""
     from healthscore.dataset import rejections_path
     from healthscore.pipeline import load_dataset
 
     with console.status("building the dataset") as status:
-        dataset = load_dataset(config, None, table, id_column, label_column, as_of_column,
-                               progress=lambda msg: status.update(msg))
+        if all_rejections and config is not None:
+            from healthscore.build.raw import build_dataset as build
+            from healthscore.config import load_config
+
+            dataset = build(load_config(config), progress=lambda msg: status.update(msg), sample=None)
+        else:
+            dataset = load_dataset(config, None, table, id_column, label_column, as_of_column,
+                                   progress=lambda msg: status.update(msg))
     dataset.write(out)
     _print_dataset_summary(dataset, out, rejections_path(out))
 
