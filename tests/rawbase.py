@@ -99,6 +99,7 @@ def config_dict() -> dict:
         | {"events": {"path": "events.parquet", "event_kinds": {"login": ["login"], "session_minutes": ["session_minutes"],
                                                               "feature": ["reports", "dashboards"], "new_feature": ["ai_assistant"]}}},
         "churn": {"horizon_days": 90},
+        "metrics": {"unusable": "drop"},  # the tiny base has no billing ticket and no MRR change
         "schedule": {"start": "2024-02-01", "end": "2024-06-01", "every": "month"},
         "data_end": "2024-06-01",
     }

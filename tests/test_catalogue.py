@@ -40,3 +40,13 @@ def test_metrics_needing_missing_sources_or_columns_are_left_out_with_reasons():
     assert "metric licence_utilisation_30d left out: needs metric(s) ['active_users_30d'] that are left out" in notes
     assert "metric tickets_90d left out: source 'tickets' not configured" in notes
     assert "metric mrr left out: subscriptions has no column(s) ['mrr']" in notes
+
+
+def test_config_reference_is_generated_from_the_typed_config():
+    from healthscore.config import Config, reference_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "CONFIG.md").read_text()
+    assert doc == reference_markdown(), "docs/CONFIG.md is stale: regenerate it with `healthscore config-reference`"
+    for key in ("data_end", "churn.horizon_months", "metrics.unusable", "model.split.test_dates", "sources.<name>.extra_columns"):
+        assert f"| `{key}` |" in doc
+    assert all(f"| `{name}` |" in doc for name in Config.model_fields)

@@ -8,6 +8,7 @@ here are what reason codes and reports speak with.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from healthscore.schema import SOURCE_SCHEMAS
+from healthscore.sql_expressions import check_expression, referenced_columns
 
 Aggregation = Literal[
     # over the source rows dated in [as_of - offset - window, as_of - offset)
@@ -31,7 +33,9 @@ WINDOWED = {"count", "sum", "mean", "min", "max", "distinct_count"}
 ZERO_WHEN_EMPTY = {"count", "sum", "distinct_count"}
 DERIVED = {"ratio", "pct_change", "expression"}
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
-_IDENT = re.compile(r"\b[a-z_][a-z0-9_]*\b")
+# Names a source metric's SQL may use beside the source's columns (see metric_sql).
+CONTEXT_COLUMNS = {"as_of"}
+EVENT_COLUMNS = {"event_kind"}
 
 
 class Metric(BaseModel):
@@ -40,15 +44,15 @@ class Metric(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    code: str
-    label: str
+    code: str  # lower_snake_case, unique
+    label: str  # how reasons and reports name it
     description: str = ""
     format: Literal["number", "integer", "percent", "days", "hours", "currency", "score", "text"] = "number"
     kind: Literal["numeric", "categorical"] = "numeric"
-    aggregation: Aggregation
-    source: str | None = None
-    value: str | None = None
-    filter: str | None = None
+    aggregation: Aggregation  # how rows become one value per account and as_of (docs/METRICS.md)
+    source: str | None = None  # the table it is computed from (none for ratio, pct_change, expression)
+    value: str | None = None  # SQL over the source's columns (and your extra_columns): what is aggregated
+    filter: str | None = None  # SQL condition: the rows that count
     date_column: str | None = None  # default: the source's time column
     window_days: int | None = Field(None, gt=0)  # None: all history before as_of
     offset_days: int = Field(0, ge=0)  # shift the computation back in time
@@ -110,19 +114,34 @@ class Metric(BaseModel):
         return list(self.inputs)
 
     def source_columns(self) -> set[str]:
-        """Canonical columns of the source that this metric's SQL mentions."""
+        """Columns of the source that this metric's SQL mentions (its `as_of`/`event_kind` aside)."""
         if not self.source:
             return set()
-        known = {c.name for c in SOURCE_SCHEMAS[self.source].columns}
-        text = " ".join(x for x in (self.value, self.filter, self.date_column) if x)
-        used = {tok for tok in _IDENT.findall(_strip_strings(text)) if tok in known}
+        used = set().union(*(referenced_columns(x) for x in (self.value, self.filter) if x))
+        used |= {self.date_column} if self.date_column else set()
         if self.aggregation == "days_to_renewal":
             used |= {"renewal_date", "term"}
-        return used
+        return used - CONTEXT_COLUMNS - EVENT_COLUMNS
 
-
-def _strip_strings(sql: str) -> str:
-    return re.sub(r"'[^']*'", "''", sql)
+    def checked(self, columns: set[str]) -> Metric:
+        """This metric with its SQL fragments checked against the names they may use (the source's
+        columns, or the input metrics of an expression) and replaced by their normalised text:
+        what metric_sql splices. Raises ValueError naming the metric and the fragment."""
+        update = {}
+        if self.source:
+            allowed = columns | CONTEXT_COLUMNS | (EVENT_COLUMNS if self.source == "events" else set())
+            parts = {"filter": self.filter, "value": self.value}
+            if self.date_column and self.date_column not in columns:
+                raise ValueError(f"metric {self.code!r} date_column: unknown column {self.date_column!r} of {self.source}")
+        else:
+            allowed, parts = set(self.inputs), {"expression": self.expression}
+        for kind, sql in parts.items():
+            if sql:
+                try:
+                    update[kind] = check_expression(sql, sorted(allowed), kind=kind)
+                except ValueError as exc:
+                    raise ValueError(f"metric {self.code!r} {kind}: {exc}") from None
+        return self.model_copy(update=update)
 
 
 class MetricCatalogue(BaseModel):
@@ -143,6 +162,13 @@ class MetricCatalogue(BaseModel):
                 raise ValueError(f"metric {m.code!r} refers to unknown metric(s) {missing}")
         self.ordered()  # raises on cycles
         return self
+
+    def checked(self, extra_columns: Mapping[str, set[str]] | None = None) -> MetricCatalogue:
+        """Every metric's SQL checked and normalised against its source's canonical columns plus
+        the user's `extra_columns` of that source (see `Metric.checked`)."""
+        extra = extra_columns or {}
+        columns = {name: {c.name for c in schema.columns} | set(extra.get(name, ())) for name, schema in SOURCE_SCHEMAS.items()}
+        return MetricCatalogue(metrics=tuple(m.checked(columns.get(m.source, set())) for m in self.metrics))
 
     def __iter__(self):
         return iter(self.metrics)
@@ -171,13 +197,17 @@ class MetricCatalogue(BaseModel):
             visit(m.code, ())
         return list(done.values())
 
-    def available(self, columns_by_source: dict[str, set[str]]) -> tuple[MetricCatalogue, list[str]]:
-        """The metrics computable from the given sources and columns, and a note per one left out."""
+    def available(self, columns_by_source: dict[str, set[str]],
+                  leave_out: Mapping[str, str] | None = None) -> tuple[MetricCatalogue, list[str]]:
+        """The metrics computable from the given sources and columns, and a note per one left out;
+        `leave_out` (code -> why) leaves out more, with the metrics computed from them."""
         kept: dict[str, Metric] = {}
         notes: list[str] = []
         for m in self.ordered():
-            why = None
-            if m.source and m.source not in columns_by_source:
+            why = (leave_out or {}).get(m.code)
+            if why:
+                pass
+            elif m.source and m.source not in columns_by_source:
                 why = f"source {m.source!r} not configured"
             elif m.source and (missing := sorted(m.source_columns() - columns_by_source[m.source])):
                 why = f"{m.source} has no column(s) {missing}"
@@ -225,4 +255,4 @@ def markdown_table(catalogue: MetricCatalogue) -> str:
 def load_default_catalogue() -> MetricCatalogue:
     """The built-in catalogue covering the metrics CS teams use (see docs/METRICS.md)."""
     text = resources.files("healthscore").joinpath("default_catalogue.yaml").read_text()
-    return MetricCatalogue(metrics=tuple(Metric.model_validate(m) for m in yaml.safe_load(text)["metrics"]))
+    return MetricCatalogue(metrics=tuple(Metric.model_validate(m) for m in yaml.safe_load(text)["metrics"])).checked()

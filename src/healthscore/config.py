@@ -6,7 +6,10 @@ a data scientist pointing the tool at their own exports will get some of it wron
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -15,8 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from healthscore.catalogue import Metric, MetricCatalogue, load_default_catalogue
 from healthscore.errors import ConfigError
-from healthscore.schema import SOURCE_SCHEMAS
+from healthscore.schema import SOURCE_SCHEMAS, Column, SourceSchema
 from healthscore.settings import TrainingConfig
+
+ExtraType = Literal["string", "category", "number", "integer", "date", "bool"]
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 class _Strict(BaseModel):
@@ -26,17 +32,23 @@ class _Strict(BaseModel):
 class SourceConfig(_Strict):
     """Where one raw table lives and how its columns are named in the user's export."""
 
-    path: Path
+    path: Path  # the file (CSV, Parquet, a glob of Parquet files, or a DuckDB database), relative to the config
     table: str | None = None  # required when path is a DuckDB database
     format: Literal["parquet", "csv", "duckdb"] | None = None  # default: from the extension
     columns: dict[str, str] = Field(default_factory=dict)  # canonical name -> user's column
     # Events only: user's event type names grouped into the kinds the catalogue filters on.
     event_kinds: dict[str, list[str]] = Field(default_factory=dict)
+    # Columns beyond the canonical ones, by the name metrics use -> type; map a differently named
+    # column of the export with `columns` (name -> user's column) as for canonical ones.
+    extra_columns: dict[str, ExtraType] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _format_known(self) -> SourceConfig:
         if self.resolved_format == "duckdb" and not self.table:
             raise ValueError("a DuckDB database needs `table`")
+        bad = [n for n in self.extra_columns if not _NAME.match(n)]
+        if bad:
+            raise ValueError(f"extra_columns: {bad} must be lower_snake_case names (map the export's column with `columns`)")
         return self
 
     @property
@@ -52,17 +64,30 @@ class SourceConfig(_Strict):
 
 
 class ChurnConfig(_Strict):
-    """Churn = the account's latest contract row has ended: it was not renewed."""
+    """Churn = the account's latest contract row has ended: it was not renewed. The horizon is
+    given one way: in months or schedule steps (label windows that tile the schedule, so every
+    churn falls in the same number of windows) or in days; default 3 months on a monthly
+    schedule, else 90 days."""
 
-    definition: Literal["subscription_ended"] = "subscription_ended"
-    horizon_days: int = Field(90, gt=0, le=730)
+    definition: Literal["subscription_ended"] = "subscription_ended"  # churn = the latest contract row has an end date
+    horizon_months: int | None = Field(None, gt=0, le=24)  # churn within k calendar months of as_of
+    horizon_steps: int | None = Field(None, gt=0, le=104)  # k observation steps of the schedule
+    horizon_days: int | None = Field(None, gt=0, le=730)  # churn within k days (does not tile a monthly schedule)
+    check_label_rates: bool = True  # an as_of whose churn rate is far outside the others is an error
+
+    @model_validator(mode="after")
+    def _one_horizon(self) -> ChurnConfig:
+        given = [k for k in ("horizon_months", "horizon_steps", "horizon_days") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of horizon_months, horizon_steps, horizon_days, not {given}")
+        return self
 
 
 class ScheduleConfig(_Strict):
     """The observation dates (as_of) at which every active account gets a row."""
 
-    start: dt.date
-    end: dt.date
+    start: dt.date  # the first as_of (leave the longest metric window of history before it)
+    end: dt.date  # the last as_of; dates after the data end are left out with a note
     every: str = "month"  # month | week | <N>d
 
     @field_validator("every")
@@ -77,6 +102,12 @@ class ScheduleConfig(_Strict):
         if self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
+
+    def step(self, day: dt.date, steps: int = 1) -> dt.date:
+        """The date `steps` observation steps after `day` (whole calendar months for a monthly schedule)."""
+        if self.every == "month":
+            return add_months(day, steps)
+        return day + dt.timedelta(days=steps * (7 if self.every == "week" else int(self.every[:-1])))
 
     def dates(self) -> list[dt.date]:
         if self.every == "month":
@@ -97,19 +128,33 @@ class ScheduleConfig(_Strict):
         return out
 
 
+def add_months(day: dt.date, months: int) -> dt.date:
+    """`day` moved by whole calendar months, clamped to the month's last day (Jan 31 + 1 = Feb 29)."""
+    y, m = divmod(day.month - 1 + months, 12)
+    year, month = day.year + y, m + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
 class MetricsConfig(_Strict):
-    include_defaults: bool = True
-    add: list[Metric] = Field(default_factory=list)
-    drop: list[str] = Field(default_factory=list)
+    """The metrics the dataset gets: the built-in catalogue, minus `drop`, plus `add`, relabelled."""
+
+    include_defaults: bool = True  # start from the built-in catalogue (docs/METRICS.md)
+    add: list[Metric] = Field(default_factory=list)  # your own metrics (keys below)
+    drop: list[str] = Field(default_factory=list)  # codes of built-in metrics to leave out
+    labels: dict[str, str] = Field(default_factory=dict)  # code -> your wording ("Posts (30 days)")
+    # A metric that measures nothing (its filter matches no row, or it is constant): an error, or dropped with a note.
+    unusable: Literal["error", "drop"] = "error"
 
 
 class Config(_Strict):
-    sources: dict[str, SourceConfig]
-    churn: ChurnConfig = ChurnConfig()
-    schedule: ScheduleConfig
-    data_end: dt.date | None = None  # first day without data; default: day after the latest event
-    metrics: MetricsConfig = MetricsConfig()
-    model: TrainingConfig = TrainingConfig()
+    sources: dict[str, SourceConfig]  # accounts, subscriptions, events (required); users, tickets, invoices, surveys, engagements
+    churn: ChurnConfig = ChurnConfig()  # what churn is and the label horizon
+    schedule: ScheduleConfig  # the observation dates
+    # First day without data. Default: the day after the latest event; labels also stop where the
+    # subscriptions stop (see healthscore.build.labels).
+    data_end: dt.date | None = None
+    metrics: MetricsConfig = MetricsConfig()  # the metric catalogue in force
+    model: TrainingConfig = TrainingConfig()  # training: LightGBM, the time split, tiers
     exclude_bad_rows: bool = True  # False: any bad row is an error instead of an exclusion
     base_dir: Path = Path(".")  # where relative paths resolve: the config file's folder
 
@@ -124,6 +169,30 @@ class Config(_Strict):
             raise ValueError(f"required source(s) missing: {missing}")
         return sources
 
+    @model_validator(mode="after")
+    def _extras_are_new(self) -> Config:
+        for name, source in self.sources.items():
+            clash = sorted(set(source.extra_columns) & {c.name for c in SOURCE_SCHEMAS[name].columns})
+            if clash:
+                raise ValueError(f"sources.{name}.extra_columns: {clash} are canonical columns already")
+        return self
+
+    def schema(self, name: str) -> SourceSchema:
+        """The canonical schema of a source plus the user's extra columns."""
+        base, extra = SOURCE_SCHEMAS[name], self.sources[name].extra_columns if name in self.sources else {}
+        return replace(base, columns=base.columns + tuple(Column(n, t) for n, t in extra.items()))
+
+    @property
+    def horizon(self) -> Horizon:
+        churn, schedule = self.churn, self.schedule
+        if churn.horizon_days is not None:
+            return Horizon(days=churn.horizon_days)
+        if churn.horizon_steps is not None:
+            return Horizon(steps=churn.horizon_steps, schedule=schedule)
+        if churn.horizon_months is not None or schedule.every == "month":
+            return Horizon(steps=churn.horizon_months or 3, schedule=schedule.model_copy(update={"every": "month"}))
+        return Horizon(days=90)
+
     def source_path(self, name: str) -> Path:
         path = self.sources[name].path
         return path if path.is_absolute() else self.base_dir / path
@@ -136,9 +205,41 @@ class Config(_Strict):
             raise ConfigError(f"metrics.drop: unknown metric code(s) {unknown_drops}")
         kept = [m for m in base if m.code not in set(self.metrics.drop)]
         try:
-            return MetricCatalogue(metrics=tuple(kept) + tuple(self.metrics.add))
+            catalogue = MetricCatalogue(metrics=tuple(kept) + tuple(self.metrics.add))
+            unknown = sorted(set(self.metrics.labels) - {m.code for m in catalogue})
+            if unknown:
+                raise ConfigError(f"metrics.labels: unknown metric code(s) {unknown}")
+            relabelled = tuple(m.model_copy(update={"label": self.metrics.labels.get(m.code, m.label)}) for m in catalogue)
+            extra = {name: set(s.extra_columns) for name, s in self.sources.items()}
+            return MetricCatalogue(metrics=relabelled).checked(extra)
         except ValidationError as exc:
             raise ConfigError(f"metrics: {_first_error(exc)}") from None
+        except ValueError as exc:
+            raise ConfigError(f"metrics: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """The label window of an as_of: [as_of, end(as_of)), by calendar steps of the schedule or days."""
+
+    days: int | None = None
+    steps: int | None = None
+    schedule: ScheduleConfig | None = None
+
+    def end(self, as_of: dt.date) -> dt.date:
+        return as_of + dt.timedelta(days=self.days) if self.days else self.schedule.step(as_of, self.steps)
+
+    @property
+    def max_days(self) -> int:
+        """The longest window in days (the purge gap between training slices)."""
+        starts = [dt.date(2024, month, 1) for month in range(1, 13)]
+        return max((self.end(d) - d).days for d in starts)
+
+    def __str__(self) -> str:
+        if self.days:
+            return f"{self.days} days"
+        unit = {"month": "month", "week": "week"}.get(self.schedule.every, f"{self.schedule.every} step")
+        return f"{self.steps} {unit}{'s' if self.steps > 1 else ''}"
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -173,3 +274,67 @@ def load_config(path: str | Path) -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config
+
+
+def reference_markdown() -> str:
+    """docs/CONFIG.md: every key of the config, from the typed models themselves (type, default,
+    and the comment on its definition), so the reference cannot drift from the code."""
+    out = ["# Config reference", "",
+           "Every key of `healthscore.yaml`, generated from the typed config (`healthscore config-reference`; a test",
+           "keeps this file in sync). `healthscore init` writes a starter config from your tables.", ""]
+    _section(Config, "", out)
+    return "\n".join(out) + "\n"
+
+
+def _section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
+    notes = _field_comments(model)
+    doc = " ".join((model.__doc__ or "").split())
+    out += [f"## `{prefix or '(top level)'}`", ""] + ([doc, ""] if doc else [])
+    out += ["| key | type | default | meaning |", "|---|---|---|---|"]
+    nested = []
+    for name, info in model.model_fields.items():
+        inner = _model_of(info.annotation)
+        key = f"{prefix}{name}"
+        if inner is not None:
+            many = "[]" if "list" in str(info.annotation) else ".<name>" if "dict" in str(info.annotation) else ""
+            nested.append((inner, f"{key}{many}."))
+        default = "required" if info.is_required() else ("" if inner else f"`{info.get_default(call_default_factory=True)!r}`")
+        kind = _type_text(info.annotation)
+        meaning = notes.get(name, "").replace("|", "\\|")
+        out.append(f"| `{key}` | {kind} | {default} | {meaning} |")
+    out.append("")
+    for inner, sub in nested:
+        _section(inner, sub, out)
+
+
+def _model_of(annotation) -> type[BaseModel] | None:
+    import typing
+
+    for arg in (annotation, *typing.get_args(annotation)):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _type_text(annotation) -> str:
+    text = str(annotation).replace("typing.", "").replace("datetime.", "").replace("pathlib.", "")
+    text = re.sub(r"healthscore\.[\w.]+\.(\w+)", r"\1", text)
+    text = re.sub(r"<class '(\w+)'>", r"\1", text)
+    return text.replace("|", "\\|")
+
+
+def _field_comments(model: type[BaseModel]) -> dict[str, str]:
+    """name -> the `# comment` at the end of (or on the lines above) the field's definition."""
+    import inspect
+
+    comments, above = {}, []
+    for line in inspect.getsource(model).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        m = re.match(r"\s+(\w+): [^=]+(?:=.*?)?(?:#\s*(.*))?$", line)
+        if m and m.group(1) in model.model_fields:
+            comments[m.group(1)] = " ".join(above + [m.group(2) or ""]).strip()
+        above = []
+    return comments

@@ -75,6 +75,7 @@ class Dataset:
     spec: DatasetSpec
     rejections: pd.DataFrame = field(default_factory=no_rejections)  # input rows set aside (errors.REJECTION_COLUMNS)
     timings: dict[str, float] = field(default_factory=dict)
+    coverage: pd.DataFrame | None = None  # metric QA of a built dataset: one row per feature (build.coverage)
 
     def __post_init__(self) -> None:
         self.frame = conform(self.frame, self.spec.features)
@@ -85,18 +86,26 @@ class Dataset:
         return self.frame[self.frame[self.spec.label_column].notna()]
 
     def write(self, path: str | Path) -> Path:
-        """Write atomically; rejected input rows (if any) go beside it as `<name>.rejected.csv`."""
+        """Write atomically; rejected input rows (if any) go beside it as `<name>.rejected.csv`,
+        the metric coverage (if built) as `<name>.coverage.csv`."""
         path = Path(path)
         table = pa.Table.from_pandas(self.frame, preserve_index=False)
         meta = dict(table.schema.metadata or {}) | {METADATA_KEY: self.spec.model_dump_json().encode()}
         with atomic_path(path) as tmp:
             pq.write_table(table.replace_schema_metadata(meta), tmp)
         write_rejections(self.rejections, path)
+        if self.coverage is not None:
+            with atomic_path(coverage_path(path)) as tmp:
+                self.coverage.to_csv(tmp, index=False)
         return path
 
 
 def rejections_path(path: Path) -> Path:
     return path.with_name(path.name.removesuffix(path.suffix) + ".rejected.csv")
+
+
+def coverage_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(path.suffix) + ".coverage.csv")
 
 
 def write_rejections(rejections: pd.DataFrame, beside: Path) -> None:

@@ -23,7 +23,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-__all__ = ["ALLOWED_FUNCTIONS", "check_expression", "referenced_columns"]
+__all__ = ["ALLOWED_FUNCTIONS", "check_expression", "referenced_columns", "string_literals"]
 
 Kind = Literal["filter", "value", "expression"]
 _KINDS = ("filter", "value", "expression")
@@ -315,3 +315,8 @@ def _snippet(node: exp.Expression, limit: int = 60) -> str:
         text = node.key
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def string_literals(sql: str) -> list[str]:
+    """The '...' string literals of a fragment, in order (what a filter compares columns with)."""
+    return [lit.this for lit in _parse(sql).find_all(exp.Literal) if lit.is_string]

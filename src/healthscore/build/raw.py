@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from healthscore.build.labels import observations_sql
+from healthscore.build.coverage import constant_metrics, coverage_table, refuse_unusable, unmatched_filters
+from healthscore.build.labels import check_label_rates, horizon_notes, label_end, observations_sql
 from healthscore.build.metric_sql import activation_relation_sql, assemble_sql, base_queries, expand
-from healthscore.build.sources import LoadedSources, load_sources
+from healthscore.build.sources import REJECTION_SAMPLE, LoadedSources, load_sources
 from healthscore.catalogue import Metric
 from healthscore.config import Config
 from healthscore.dataset import ACCOUNT_ATTRIBUTES, Dataset, DatasetSpec, FeatureSpec, conform
@@ -41,9 +42,10 @@ class DatasetStream:
     con: duckdb.DuckDBPyConnection = field(repr=False)
     sql: str = field(repr=False)
     spec: DatasetSpec
-    rejections: pd.DataFrame
+    rejections: pd.DataFrame  # a sample per reason (see sources)
     timings: dict[str, float]
     rows: int
+    rejection_counts: pd.DataFrame = field(default_factory=pd.DataFrame)  # table, column, code, reason, rows: every rejected row
 
     def frame(self) -> pd.DataFrame:
         try:
@@ -61,23 +63,33 @@ class DatasetStream:
 
 
 def stream_dataset(
-    config: Config, as_of: dt.date | list[dt.date] | None = None, progress: Progress | None = None, threads: int | None = None
+    config: Config, as_of: dt.date | list[dt.date] | None = None, progress: Progress | None = None, threads: int | None = None,
+    qa: bool = False, sample: int | None = REJECTION_SAMPLE,
 ) -> DatasetStream:
     """Compute the point-in-time metrics of every account at `as_of` (a date, a list, or the
-    config's schedule) and the churn label, ready to fetch. Training and scoring both come here."""
+    config's schedule) and the churn label, ready to fetch. Training and scoring both come here;
+    with `qa` (building training data) filters that match nothing and implausible label rates
+    are refused (see `coverage`, `labels`). `sample`: rejections kept per reason (None: all)."""
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     con = _connect(threads)
 
     start = time.perf_counter()
     say("reading and checking the raw tables")
-    sources = load_sources(config, con)
+    sources = load_sources(config, con, sample)
     timings["load_and_check"] = time.perf_counter() - start
 
     catalogue, notes = config.catalogue().available(sources.columns)
+    if qa and (unusable := unmatched_filters(con, catalogue)):
+        leave_out = refuse_unusable(unusable, {m.code: m.label for m in catalogue}, config.metrics.unusable)
+        catalogue, more = catalogue.available(sources.columns, leave_out)
+        notes += more
     metrics = expand(catalogue)
     dates = _observation_dates(config, sources, as_of, notes)
-    con.execute(observations_sql(config, sources.data_end, dates))
+    con.execute(observations_sql(config, label_end(con, sources.data_end, notes), dates))
+    notes += horizon_notes(config)
+    if qa:
+        check_label_rates(con, config)
 
     start = time.perf_counter()
     rows = con.execute("SELECT count(*) FROM observations").fetchone()[0]
@@ -88,25 +100,35 @@ def stream_dataset(
     attributes = {c: out for c, out in ACCOUNT_ATTRIBUTES.items() if c in sources.columns["accounts"]}
     spec = DatasetSpec(
         origin="catalogue",
-        horizon_days=config.churn.horizon_days,
+        horizon_days=config.horizon.max_days,
         features=[feature_spec(m) for m in catalogue.features],
         attributes=list(attributes.values()) + [m.code for m in catalogue if not m.feature],
         notes=sources.notes + notes,
     )
     sql = assemble_sql(metrics, tables, [m.code for m in catalogue], attributes)
-    return DatasetStream(con, sql, spec, sources.rejections, timings, rows)
+    return DatasetStream(con, sql, spec, sources.rejections, timings, rows, sources.rejection_counts)
 
 
 def build_dataset(
-    config: Config, progress: Progress | None = None, threads: int | None = None, as_of_dates: list[dt.date] | None = None
+    config: Config, progress: Progress | None = None, threads: int | None = None, as_of_dates: list[dt.date] | None = None,
+    sample: int | None = REJECTION_SAMPLE,
 ) -> Dataset:
     """Build the point-in-time dataset for every account and as_of of the config's schedule
-    (or of `as_of_dates`)."""
-    stream = stream_dataset(config, as_of_dates, progress, threads)
+    (or of `as_of_dates`), with the metric QA: metrics that measure nothing are refused (or
+    dropped with a note) and the coverage table comes with the dataset."""
+    stream = stream_dataset(config, as_of_dates, progress, threads, qa=True, sample=sample)
     start = time.perf_counter()
     frame = stream.frame()
     stream.timings["metrics"] += time.perf_counter() - start
-    return Dataset(frame, stream.spec, stream.rejections, stream.timings)
+    spec = stream.spec
+    if len(frame[spec.as_of_column].unique()) > 1:  # one date of a small base may well be constant
+        constant = constant_metrics(frame, spec.features)
+        leave_out = refuse_unusable(constant, {f.code: f.label for f in spec.features}, config.metrics.unusable)
+        if leave_out:
+            frame = frame.drop(columns=list(leave_out))
+            spec = spec.model_copy(update={"features": [f for f in spec.features if f.code not in leave_out],
+                                           "notes": spec.notes + [f"metric {c} left out: {why}" for c, why in leave_out.items()]})
+    return Dataset(frame, spec, stream.rejections, stream.timings, coverage_table(frame, spec.features))
 
 
 def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
@@ -151,6 +173,11 @@ def _compute_metrics(con: duckdb.DuckDBPyConnection, metrics: list[Metric], sour
     tables = {}
     for i, query in enumerate(base_queries(metrics, sources.columns)):
         say(f"metrics: {query.name}")
-        con.execute(f"CREATE TEMP TABLE metric_{i} AS {query.sql}")
+        try:
+            con.execute(f"CREATE TEMP TABLE metric_{i} AS {query.sql}")
+        except duckdb.Error as exc:  # SQL that passed the checks but not DuckDB's types: a user's metric
+            sql = " ".join(query.sql.split())
+            raise DataError(f"metric(s) {', '.join(query.columns)}: DuckDB cannot run the generated SQL: "
+                            f"{str(exc).splitlines()[0]}; the SQL: {sql}") from None
         tables[f"metric_{i}"] = query
     return tables

@@ -1,9 +1,16 @@
 """Raw tables into DuckDB: read each export, map its columns to the canonical names, check it.
 
-Every raw row ends up either in the clean view `src_<table>` that the metric SQL reads, or in the
-rejections with its table, row number, column, value and reason. Problems that make a
-whole table unusable (missing file or column, unreadable file, empty table, a column where most
-values have the wrong type) are errors that name the table, column and first offending rows.
+Every raw row ends up either in the clean view `src_<table>` that the metric SQL reads, in the
+rejections with its table, row number, column, value and reason, or (dated on or after the data
+end: not bad, only outside the range) in one count per table. The rejections kept in memory and
+written beside outputs are bounded: the first `sample` rows per table, column and reason, with
+the full count per reason in `rejection_counts` (`sample=None` keeps every row). Problems that
+make a whole table unusable (missing file or column, unreadable file, empty table, a column where
+most values have the wrong type) are errors that name the table, column and first offending rows.
+
+Once loaded, the connection is locked: it reads only the source files and cannot touch the file
+system otherwise (DuckDB's `enable_external_access = false`, then `lock_configuration`), so the
+metric SQL that runs on it next cannot read or write any other file even if a check missed it.
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ import pandas as pd
 
 from healthscore.config import Config, SourceConfig
 from healthscore.errors import REJECTION_COLUMNS, DataError, Reason, describe_rejections, no_rejections
-from healthscore.schema import SOURCE_SCHEMAS, Column, SourceSchema
+from healthscore.schema import Column, SourceSchema
 
 _SEP = "\x1f"  # between column, reason code and text in the one string a row's checks produce
+REJECTION_SAMPLE = 1000  # rows kept per table, column and reason
 
 
 @dataclass
@@ -29,9 +37,14 @@ class LoadedSources:
     con: duckdb.DuckDBPyConnection
     columns: dict[str, set[str]]  # canonical columns present, per table
     row_counts: dict[str, int]
-    rejections: pd.DataFrame
+    rejections: pd.DataFrame  # a sample: at most `sample` rows per table, column and reason
     data_end: dt.date
     notes: list[str] = field(default_factory=list)
+    rejection_counts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COUNT_COLUMNS))
+    after_data_end: dict[str, int] = field(default_factory=dict)  # rows dated on/after data_end, per table
+
+
+COUNT_COLUMNS = ["table", "column", "code", "reason", "rows"]
 
 
 def sql_str(value: str) -> str:
@@ -42,9 +55,11 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _register_raw(con: duckdb.DuckDBPyConnection, name: str, path: Path, source: SourceConfig) -> str:
-    """A relation over the raw file with a 1-based `_row` number; returns its name."""
-    if not any(path.parent.glob(path.name)):
+def _register_raw(con: duckdb.DuckDBPyConnection, name: str, path: Path, source: SourceConfig) -> tuple[str, list[str]]:
+    """A relation over the raw file with a 1-based `_row` number; returns its name and the files
+    it reads at query time (a view over Parquet), which the locked connection may still read."""
+    files = sorted(str(f.resolve()) for f in path.parent.glob(path.name))
+    if not files:
         raise DataError(f"{name}: file not found: {path}")
     raw = f"raw_{name}"
     fmt = source.resolved_format
@@ -52,7 +67,7 @@ def _register_raw(con: duckdb.DuckDBPyConnection, name: str, path: Path, source:
         if fmt == "parquet":
             con.execute(
                 f"CREATE VIEW {raw} AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row "
-                f"FROM read_parquet({sql_str(str(path))}, file_row_number = true)"
+                f"FROM read_parquet([{', '.join(map(sql_str, files))}], file_row_number = true)"
             )
         elif fmt == "csv":
             # All text: types are checked value by value below, so one bad cell excludes one row.
@@ -67,7 +82,15 @@ def _register_raw(con: duckdb.DuckDBPyConnection, name: str, path: Path, source:
         con.execute(f"SELECT * FROM {raw} LIMIT 1").fetchall()
     except duckdb.Error as exc:
         raise DataError(f"{name}: cannot read {path}: {str(exc).splitlines()[0]}") from None
-    return raw
+    return raw, files if fmt == "parquet" else []
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, readable: list[str]) -> None:
+    """From now on the connection reads only `readable` (and what is attached or loaded already):
+    no other file, no writing, no network, and no setting can undo it."""
+    con.execute(f"SET allowed_paths = [{', '.join(map(sql_str, readable))}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def _typed(col: Column, raw: str) -> str:
@@ -114,11 +137,13 @@ def _checks(schema: SourceSchema, present: dict[str, str], data_end: str) -> lis
 class SourceLoader:
     """Loads the configured tables into one DuckDB connection (see module docstring)."""
 
-    def __init__(self, config: Config, con: duckdb.DuckDBPyConnection | None = None):
+    def __init__(self, config: Config, con: duckdb.DuckDBPyConnection | None = None, sample: int | None = REJECTION_SAMPLE):
         self.config = config
         self.con = con or duckdb.connect()
+        self.sample = sample
         self.present: dict[str, dict[str, str]] = {}  # table -> canonical -> raw column
         self.raw: dict[str, str] = {}
+        self.files: list[str] = []
         self.notes: list[str] = []
 
     def load(self) -> LoadedSources:
@@ -127,21 +152,29 @@ class SourceLoader:
             self._map_columns(name)
         data_end = self._data_end()
         end_sql = f"DATE '{data_end.isoformat()}'"
-        rejections, counts = [], {}
+        rejections, counts, tallies, late = [], {}, [], {}
         for name in order:
-            rejected, counts[name] = self._check(name, end_sql)
+            rejected, counts[name], tally, late[name] = self._check(name, end_sql)
             rejections.append(rejected)
+            tallies.append(tally)
+            if late[name]:
+                self.notes.append(f"{name}: {late[name]:,} row(s) dated on or after the data end ({data_end}) left out")
         found = [r for r in rejections if len(r)]
         frame = pd.concat(found, ignore_index=True) if found else no_rejections()
+        tally = pd.concat(tallies, ignore_index=True)
         if len(frame) and not self.config.exclude_bad_rows:
             raise DataError("bad rows (exclude_bad_rows is off):\n" + describe_rejections(frame))
+        for t in tally[tally["rows"] > self.sample].itertuples() if self.sample is not None else ():
+            self.notes.append(f"{t.table}.{t.column}: {t.reason}: {t.rows:,} rows rejected, the first {self.sample:,} listed")
         columns = {n: set(p) | ({"quantity"} if n == "events" else set()) for n, p in self.present.items()}
-        return LoadedSources(self.con, columns, counts, frame, data_end, self.notes)
+        lock_down(self.con, self.files)
+        return LoadedSources(self.con, columns, counts, frame, data_end, self.notes, tally, late)
 
     def _map_columns(self, name: str) -> None:
-        source, schema = self.config.sources[name], SOURCE_SCHEMAS[name]
+        source, schema = self.config.sources[name], self.config.schema(name)
         path = self.config.source_path(name)
-        raw = _register_raw(self.con, name, path, source)
+        raw, files = _register_raw(self.con, name, path, source)
+        self.files += files
         available = [r[0] for r in self.con.execute(f"DESCRIBE {raw}").fetchall() if r[0] != "_row"]
         unknown = sorted(set(source.columns) - {c.name for c in schema.columns})
         if unknown:
@@ -154,8 +187,9 @@ class SourceLoader:
             elif col.required:
                 mapped = f" (mapped from {raw_name!r})" if col.name in source.columns else ""
                 raise DataError(f"{name} ({path}): required column {col.name!r}{mapped} not found; columns are {available}")
-            elif col.name in source.columns:
-                raise DataError(f"{name} ({path}): column {raw_name!r} mapped to {col.name!r} not found; columns are {available}")
+            elif col.name in source.columns or col.name in source.extra_columns:
+                what = "extra column" if col.name in source.extra_columns else "column"
+                raise DataError(f"{name} ({path}): {what} {raw_name!r} mapped to {col.name!r} not found; columns are {available}")
             else:
                 self.notes.append(f"{name}: no column {col.name!r}")
         if not self.con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]:
@@ -170,9 +204,10 @@ class SourceLoader:
         tomorrow = dt.date.today() + dt.timedelta(days=1)
         return min(latest + dt.timedelta(days=1), tomorrow) if latest else tomorrow
 
-    def _check(self, name: str, data_end: str) -> tuple[pd.DataFrame, int]:
-        """Create `src_<name>` (clean rows) and return the rejected rows and the clean count."""
-        schema, present, raw = SOURCE_SCHEMAS[name], self.present[name], self.raw[name]
+    def _check(self, name: str, data_end: str) -> tuple[pd.DataFrame, int, pd.DataFrame, int]:
+        """Create `src_<name>` (clean rows); return the rejected rows (a sample), the clean count,
+        the count per rejection reason and the rows dated on or after the data end."""
+        schema, present, raw = self.config.schema(name), self.present[name], self.raw[name]
         typed = ", ".join(f"{_typed(schema.column(c), ident(r))} AS t_{c}" for c, r in present.items())
         checks = _checks(schema, present, data_end)
         if name != "accounts":
@@ -189,15 +224,23 @@ class SourceLoader:
         # by number, and the metric scans read the typed rows minus those instead of checking again.
         self.con.execute(f"CREATE TEMP TABLE bad_{name} AS SELECT _row, _reason FROM checked_{name} WHERE _reason IS NOT NULL")
         total = self.con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
-        bad = self.con.execute(f"SELECT count(*) FROM bad_{name}").fetchone()[0]
+        part = {i: f"split_part(_reason, {sql_str(_SEP)}, {i})" for i in (1, 2, 3)}
+        tally = self.con.execute(
+            f"SELECT {sql_str(name)} AS \"table\", {part[1]} AS \"column\", {part[2]} AS code, {part[3]} AS reason, "
+            f"count(*) AS rows FROM bad_{name} GROUP BY ALL ORDER BY min(_row)"
+        ).df()
+        late = int(tally.loc[tally["code"] == Reason.AFTER_DATA_END, "rows"].sum())
+        tally = tally[tally["code"] != Reason.AFTER_DATA_END].reset_index(drop=True)
+        bad = int(tally["rows"].sum())
         rejected = self._rejections(name, raw, present) if bad else no_rejections()
         self._column_type_errors(name, present, rejected)
-        if bad == total:
-            raise DataError(f"{name}: every row is bad, nothing left to use:\n" + describe_rejections(rejected))
+        if bad + late == total:
+            why = describe_rejections(rejected) if bad else f"  every row is dated on or after the data end ({data_end[6:16]})"
+            raise DataError(f"{name}: every row is bad, nothing left to use:\n" + why)
         clean = f"(SELECT _row, {typed} FROM {raw}) ANTI JOIN bad_{name} USING (_row)" if kind == "VIEW" \
             else f"checked_{name} WHERE _reason IS NULL"
         self._clean_view(name, present, clean)
-        return rejected, total - bad
+        return rejected, total - bad - late, tally, late
 
     def _column_type_errors(self, name: str, present: dict[str, str], rejected: pd.DataFrame) -> None:
         """A column in which no value has the expected type is mis-mapped or mistyped, not dirty."""
@@ -210,12 +253,15 @@ class SourceLoader:
 
     def _rejections(self, name: str, raw: str, present: dict[str, str]) -> pd.DataFrame:
         raw_cols = {c: f"CAST(r.{ident(r)} AS VARCHAR)" for c, r in present.items()}
-        part = {i: f"split_part(c._reason, {sql_str(_SEP)}, {i})" for i in (1, 2, 3)}
+        part = {i: f"split_part(_reason, {sql_str(_SEP)}, {i})" for i in (1, 2, 3)}
         value = "CASE " + " ".join(f"WHEN {part[1]} = {sql_str(c_)} THEN {e}" for c_, e in raw_cols.items()) + " END"
+        sample = "" if self.sample is None else \
+            f"QUALIFY row_number() OVER (PARTITION BY {part[1]}, {part[2]} ORDER BY _row) <= {self.sample}"
         frame = self.con.execute(
+            f"WITH c AS (SELECT * FROM bad_{name} WHERE {part[2]} <> {sql_str(Reason.AFTER_DATA_END)} {sample}) "
             f"SELECT {sql_str(name)} AS \"table\", c._row AS row, {raw_cols['account_id']} AS account_id, "
             f"{part[1]} AS \"column\", {value} AS value, {part[2]} AS code, {part[3]} AS reason "
-            f"FROM bad_{name} c JOIN {raw} r USING (_row) ORDER BY c._row"
+            f"FROM c JOIN {raw} r USING (_row) ORDER BY c._row"
         ).df()
         return frame[REJECTION_COLUMNS]
 
@@ -230,6 +276,8 @@ class SourceLoader:
         self.con.execute(f"CREATE VIEW src_{name} AS SELECT {', '.join(cols)} FROM {clean}")
 
 
-def load_sources(config: Config, con: duckdb.DuckDBPyConnection | None = None) -> LoadedSources:
-    """Register every configured table as a checked, canonical view on a DuckDB connection."""
-    return SourceLoader(config, con).load()
+def load_sources(config: Config, con: duckdb.DuckDBPyConnection | None = None,
+                 sample: int | None = REJECTION_SAMPLE) -> LoadedSources:
+    """Register every configured table as a checked, canonical view on a DuckDB connection, then
+    lock the connection (see the module docstring)."""
+    return SourceLoader(config, con, sample).load()

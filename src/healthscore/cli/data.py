@@ -48,6 +48,7 @@ def build_dataset(
     id_column: IdOpt = None,
     label_column: LabelOpt = None,
     as_of_column: AsOfOpt = None,
+    all_rejections: Annotated[bool, typer.Option(help="List every rejected raw row, not the first 1,000 per reason.")] = False,
 ) -> None:
     """Build one point-in-time row per (account, as_of) with every metric and the churn label."""
     from healthscore.config import load_config
@@ -60,8 +61,13 @@ def build_dataset(
     check_output(out, (".parquet",), inputs)
     check_output(rejections_path(out), (".csv",), inputs, "--out (its rejections)")
     with console.status("building the dataset") as status:
-        dataset = load_dataset(cfg, None, table, id_column, label_column, as_of_column,
-                               progress=lambda msg: status.update(msg))
+        if all_rejections and cfg is not None:
+            from healthscore.build.raw import build_dataset as build
+
+            dataset = build(cfg, progress=lambda msg: status.update(msg), sample=None)
+        else:
+            dataset = load_dataset(cfg, None, table, id_column, label_column, as_of_column,
+                                   progress=lambda msg: status.update(msg))
     dataset.write(out)
     _print_dataset_summary(dataset, out, rejections_path(out))
 
@@ -105,7 +111,18 @@ def metrics(
     from healthscore.catalogue import describe, load_default_catalogue, markdown_table
     from healthscore.config import load_config
 
-    catalogue = load_config(config).catalogue() if config else load_default_catalogue()
+    applies: dict[str, str] = {}
+    if config:
+        from healthscore.build.sources import load_sources
+
+        loaded = load_config(config)
+        catalogue = loaded.catalogue()
+        sources = load_sources(loaded)  # which sources and columns exist decides what applies
+        kept, notes = catalogue.available(sources.columns)
+        sources.con.close()
+        applies = {m.code: "yes" for m in kept} | {n.split()[1]: "no: " + n.split(": ", 1)[1] for n in notes}
+    else:
+        catalogue = load_default_catalogue()
     if sql is not None:
         codes = [m.code for m in catalogue]
         if sql not in codes:
@@ -115,9 +132,51 @@ def metrics(
     if markdown:
         print(markdown_table(catalogue), end="")
         return
-    table = Table(title=f"{len(catalogue)} metrics")
-    for col in ("code", "label", "family", "good", "computed as"):
+    table = Table(title=f"{len(catalogue)} metrics" + (f", {list(applies.values()).count('yes')} apply to these tables" if applies else ""))
+    for col in ("code", "label", "family", "good", "computed as") + (("applies",) if applies else ()):
         table.add_column(col)
     for m in catalogue:
-        table.add_row(m.code, m.label, m.family, m.good_direction, describe(m))
+        table.add_row(m.code, m.label, m.family, m.good_direction, describe(m), *([applies.get(m.code, "")] if applies else []))
     stdout.print(table)
+
+
+@app.command()
+@handled
+def init(
+    accounts: Annotated[Path, typer.Option(help="Your accounts table (CSV or Parquet).")],
+    subscriptions: Annotated[Path, typer.Option(help="Your subscriptions / contracts table.")],
+    events: Annotated[Path, typer.Option(help="Your product events (one row per event, or daily rollups).")],
+    out: Annotated[Path, typer.Option(help="Config file to write.")] = Path("healthscore.yaml"),
+    tickets: Annotated[Optional[Path], typer.Option(help="Support tickets (optional).")] = None,
+    invoices: Annotated[Optional[Path], typer.Option(help="Invoices (optional).")] = None,
+    surveys: Annotated[Optional[Path], typer.Option(help="NPS survey answers (optional).")] = None,
+    users: Annotated[Optional[Path], typer.Option(help="Users (optional).")] = None,
+    engagements: Annotated[Optional[Path], typer.Option(help="CSM outreach (optional).")] = None,
+) -> None:
+    """Inspect your tables and write a commented starter config: column mappings, every event type
+    under a kind, the data end, a schedule and horizon your history can train on, and the metrics
+    that apply. Prints what it could not decide."""
+    from healthscore.build.starter import write_starter
+
+    optional = {k: v for k, v in {"tickets": tickets, "invoices": invoices, "surveys": surveys, "users": users,
+                                  "engagements": engagements}.items() if v is not None}
+    for path in [accounts, subscriptions, events, *optional.values()]:
+        if not path.exists():
+            fail(f"{path}: file not found")
+    starter = write_starter(out, accounts, subscriptions, events, optional)
+    for fact in starter.facts:
+        console.print(f"[dim]{fact}[/]")
+    for item in starter.undecided:
+        console.print(f"[yellow]not decided:[/] {item}")
+    console.print(f"Config: {out}" + (" (fix what is not decided, then build)" if starter.undecided else
+                                      f"; next: healthscore build-dataset --config {out} --out dataset.parquet"))
+    if starter.undecided:
+        raise typer.Exit(1)
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the reference of every config key (docs/CONFIG.md), generated from the typed config."""
+    from healthscore.config import reference_markdown
+
+    print(reference_markdown(), end="")
