@@ -52,7 +52,7 @@ def build_dataset(
 ) -> None:
     """Build one point-in-time row per (account, as_of) with every metric and the churn label."""
     from healthscore.config import load_config
-    from healthscore.dataset import rejections_path
+    from healthscore.dataset import coverage_path, rejections_path
     from healthscore.io import check_output
     from healthscore.pipeline import load_dataset
 
@@ -60,6 +60,7 @@ def build_dataset(
     inputs = [table, *([cfg.source_path(name) for name in cfg.sources] if cfg else [])]
     check_output(out, (".parquet",), inputs)
     check_output(rejections_path(out), (".csv",), inputs, "--out (its rejections)")
+    check_output(coverage_path(out), (".csv",), inputs, "--out (its coverage)")
     with console.status("building the dataset") as status:
         if all_rejections and cfg is not None:
             from healthscore.build.raw import build_dataset as build

@@ -57,7 +57,8 @@ def _print_score_summary(run, out: Path, history: Path) -> None:
                   f"{model['name']} v{model['version']} in {meta['seconds']:.1f}s -> {out} (history: {history})")
     if run.rejected_path:
         console.print(f"[yellow]{meta['rejected_rows']:,} rows rejected"
-                      + (f" and {meta['rejected_source_rows']:,} raw-table rows set aside by the checks" if meta["rejected_source_rows"] else "")
+                      + (f" and {meta['rejected_source_rows']:,} raw-table rows set aside by the checks (a sample of them in the file)"
+                         if meta["rejected_source_rows"] else "")
                       + f"[/] -> {run.rejected_path}")
     for code, values in meta["unseen_categories"].items():
         shown = ", ".join(f"{v!r} ({n:,})" for v, n in list(values.items())[:5])

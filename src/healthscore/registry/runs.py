@@ -68,6 +68,8 @@ def _log_run(result: TrainingResult, dataset: Dataset, artefacts: Path) -> None:
     for contender, row in result.comparison.iterrows():
         mlflow.log_metrics({f"{contender}.{k}": float(v) for k, v in row.items() if pd.notna(v)})
     mlflow.log_artifacts(str(artefacts), artifact_path="report")
+    if dataset.coverage is not None:  # the metric QA of the data it learned from
+        mlflow.log_text(dataset.coverage.to_csv(index=False), "report/coverage.csv")
 
 
 def log_rejected(result: TrainingResult, dataset: Dataset, artefacts: Path, reason: str, name: str | None = None) -> str:

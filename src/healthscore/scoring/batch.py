@@ -196,7 +196,7 @@ def score_input(
     metadata = {
         "model": ref.__dict__, "as_of": str(as_of) if as_of else None, "scored_at": scored_at, "input": source.description,
         "input_rows": done, "scored_rows": scored, "rejected_rows": rejected,
-        "rejected_source_rows": len(source.rejections), "tiers": tiers,
+        "rejected_source_rows": source.rejected_source_rows, "tiers": tiers,
         "tier_stability": {"margin": model.tier_policy.stability_margin, "previous_tiers": len(previous_tiers or {})},
         "seconds": round(sum(clock.seconds.values()) + sum(source.timings.values()), 2),
         "timings": {step: round(s, 2) for step, s in (source.timings | clock.seconds).items()},

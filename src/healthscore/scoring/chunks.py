@@ -21,7 +21,8 @@ class Chunk:
 class ScoringInput(Protocol):
     rows: int  # input rows in all
     description: str  # what is read: the `table` of its rejections and the run's metadata
-    rejections: pd.DataFrame  # raw-table rows the source checks set aside before any account was built
+    rejections: pd.DataFrame  # raw-table rows the source checks set aside before any account was built (a sample)
+    rejected_source_rows: int  # how many raw-table rows they set aside in all
     timings: dict[str, float]  # seconds of the steps that prepared the input before its first chunk
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:

@@ -30,7 +30,7 @@ class FrameInput:
         self.frame = frame.reset_index(drop=True)
         self.frame.index = self.frame.index + 1
         self.rows, self.description = len(self.frame), description
-        self.rejections, self.timings = no_rejections(), {}
+        self.rejections, self.timings, self.rejected_source_rows = no_rejections(), {}, 0
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         if "account_id" not in self.frame:
@@ -50,7 +50,7 @@ class DatasetFileInput:
         self.file = pq.ParquetFile(path)
         self.rows, self.description = self.file.metadata.num_rows, str(path)
         self.has_as_of = "as_of" in self.file.schema_arrow.names
-        self.rejections, self.timings = no_rejections(), {}  # raw-table rejections: reported by build-dataset
+        self.rejections, self.timings, self.rejected_source_rows = no_rejections(), {}, 0  # raw-table rejections: reported by build-dataset
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         keys = self.file.read(columns=["account_id", "as_of"] if self.has_as_of and by_as_of else ["account_id"]).to_pandas()
@@ -68,6 +68,8 @@ class RawTablesInput:
         self.stream = stream_dataset(config, as_of)
         self.rows, self.description = self.stream.rows, f"raw tables at {as_of}"
         self.rejections, self.timings = self.stream.rejections, self.stream.timings
+        counts = self.stream.rejection_counts
+        self.rejected_source_rows = int(counts["rows"].sum()) if len(counts) else len(self.rejections)
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         return set()  # one row per account by construction (observations are keyed by account)

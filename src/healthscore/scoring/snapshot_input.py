@@ -55,7 +55,7 @@ class SnapshotTableInput:
     def __init__(self, path: Path, id_column: str, features: list[FeatureSpec], as_of_column: str | None = None):
         self.path, self.features = Path(path), features
         self.description = str(self.path)
-        self.rejections, self.timings = no_rejections(), {}  # unreadable rows are rejected chunk by chunk, not here
+        self.rejections, self.timings, self.rejected_source_rows = no_rejections(), {}, 0  # rows are rejected chunk by chunk
         built = [f.code for f in features if f.reading is None]
         if built:
             raise DataError(f"{self.path}: the model was not trained on a snapshot table (its features, such as {built[0]!r}, "
