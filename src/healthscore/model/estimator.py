@@ -157,7 +157,7 @@ class HealthModel:
         column per feature in `features` order, the last the expected value; rows add up to
         `log_odds(X)`. The one SHAP engine of the package (reasons, weights, plots)."""
         self._check_fitted()
-        return self.booster_.predict(self.matrix(X), pred_contrib=True)
+        return self._explainers()[0].contributions(self.matrix(X))
 
     def change_contributions(self, X: pd.DataFrame, reference: pd.DataFrame) -> np.ndarray:
         """Exact attribution of the log-odds move from each `reference` row to its `X` row (paired by
@@ -165,11 +165,18 @@ class HealthModel:
         the single background row. They add up to the move, are 0 for a metric whose value did not
         change, and under a monotone constraint have the sign of the metric's move."""
         self._check_fitted()
-        if getattr(self, "_change_explainer", None) is None:
-            from healthscore.model.change_shap import ChangeExplainer  # numba: compiled on first use only
+        return self._explainers()[1].attributions(self.matrix(X), self.matrix(reference))
 
-            self._change_explainer = ChangeExplainer(self.booster_)
-        return self._change_explainer.attributions(self.matrix(X), self.matrix(reference))
+    def _explainers(self):
+        """The exact TreeSHAP and change kernels of this booster, built once per model (numba:
+        compiled code comes from the on-disk cache, the tables are filled here)."""
+        if getattr(self, "_kernels", None) is None:
+            from healthscore.model.change_shap import ChangeExplainer
+            from healthscore.model.treeshap import TreeExplainer
+
+            explainer = TreeExplainer(self.booster_)
+            self._kernels = (explainer, ChangeExplainer(explainer.ensemble))
+        return self._kernels
 
     def probability(self, log_odds: np.ndarray) -> np.ndarray:
         """Calibrated churn probability of a log-odds value."""

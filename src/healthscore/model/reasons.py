@@ -30,72 +30,87 @@ def points(model: HealthModel, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
 
 def code_for(feature: FeatureSpec, value, reference: FeatureDistribution) -> str:
     """Stable machine-readable reason code: the metric and where the account's value sits."""
-    stem = feature.code.upper()
-    if _missing(value):
-        return f"{stem}_MISSING"
+    return describe(feature, reference, np.array([value], dtype=object))[0][0]
+
+
+def text_for(feature: FeatureSpec, value, reference: FeatureDistribution, pts: float) -> str:
+    """Plain language: 'Licence utilisation 34% (lower than 88% of accounts): -7 points'."""
+    return f"{describe(feature, reference, np.array([value], dtype=object))[1][0]}: {points_text(pts)}"
+
+
+def describe(feature: FeatureSpec, reference: FeatureDistribution, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reason codes and texts (without the points) of one metric's values, a whole array at a time:
+    the job writes six of each per account, so they are built column-wise, not row by row."""
+    stem, n = feature.code.upper(), len(values)
+    codes, texts = np.full(n, f"{stem}_MISSING", dtype=object), np.full(n, "", dtype=object)
+    missing = pd.isna(values)
+    texts[missing] = f"{feature.label}: {feature.missing_text or 'none on record'}"
+    present = values[~missing]
     if feature.kind == "categorical":
-        if _unseen(value, reference):
-            return f"{stem}_UNSEEN"
-        return f"{stem}_{''.join(ch if ch.isalnum() else '_' for ch in str(value).upper())}"
-    quantiles = reference.quantiles
-    median = quantiles[len(quantiles) // 2] if quantiles is not None and len(quantiles) else value
-    return f"{stem}_{'LOW' if value < median else 'HIGH'}"
+        text = pd.Series(present, dtype=object).astype(str)
+        # the model reads a value it never saw as missing: say so rather than name it as the reason
+        unseen = ~text.isin(list(reference.categories)).to_numpy() if reference.categories is not None else np.zeros(len(text), bool)
+        tokens = text.str.upper().str.replace(r"\W", "_", regex=True).to_numpy()
+        codes[~missing] = np.where(unseen, f"{stem}_UNSEEN", f"{stem}_" + tokens.astype(object))
+        texts[~missing] = [f"{feature.label}: {v}{' (new value, not seen in training: read as missing)' if u else ''}"
+                           for v, u in zip(text, unseen)]
+        return codes, texts
+    v = present.astype(float)
+    q = np.asarray(reference.quantiles if reference.quantiles is not None else [], dtype=float)
+    median = q[len(q) // 2] if len(q) else np.inf
+    codes[~missing] = np.where(v < median, f"{stem}_LOW", f"{stem}_HIGH") if len(q) else f"{stem}_HIGH"
+    shown = format_values(feature, v)
+    texts[~missing] = [f"{feature.label} {s} ({r})" if r else f"{feature.label} {s}" for s, r in zip(shown, rank_phrases(v, q))]
+    return codes, texts
 
 
 def format_value(feature: FeatureSpec, value) -> str:
     if feature.kind == "categorical":
         return str(value)
-    fmt = feature.format
+    return format_values(feature, np.array([value], dtype=float))[0]
+
+
+def format_values(feature: FeatureSpec, values: np.ndarray) -> list[str]:
+    fmt, values = feature.format, values.tolist()
     if fmt == "percent":
-        return f"{value:.0%}"
+        return [f"{v:.0%}" for v in values]
     if fmt == "currency":
-        return f"${value:,.0f}"
+        return [f"${v:,.0f}" for v in values]
     if fmt == "days":
-        return f"{value:,.0f} day{'' if round(value) == 1 else 's'}"
+        return [f"{v:,.0f} day{'' if round(v) == 1 else 's'}" for v in values]
     if fmt == "hours":
-        return f"{value:,.1f} h"
+        return [f"{v:,.1f} h" for v in values]
     if fmt in ("integer", "score"):
-        return f"{value:,.0f}"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
+        return [f"{v:,.0f}" for v in values]
+    return [f"{v:,.2f}".rstrip("0").rstrip(".") for v in values]
 
 
 def rank_phrase(value: float, reference: FeatureDistribution) -> str:
-    """'lower than 88% of accounts' / 'higher than 70% of accounts', against the training base.
+    """'lower than 88% of accounts' / 'higher than 70% of accounts', against the training base."""
+    return rank_phrases(np.array([value], dtype=float), np.asarray(reference.quantiles or [], dtype=float))[0]
 
-    Shares are strict, so a value many accounts share (0 tickets) is not 'lower than 100%'."""
-    quantiles = reference.quantiles
-    if quantiles is None or not len(quantiles):
-        return ""
-    q = np.asarray(quantiles)
-    below = np.searchsorted(q, value, side="left") / len(q)
-    above = 1 - np.searchsorted(q, value, side="right") / len(q)
-    if above >= below:
-        return f"lower than {above:.0%} of accounts"
-    return f"higher than {below:.0%} of accounts"
+
+def rank_phrases(values: np.ndarray, quantiles: np.ndarray) -> list[str]:
+    """Shares are strict, so a value many accounts share (0 tickets) is not 'lower than 100%'."""
+    if not len(quantiles):
+        return [""] * len(values)
+    below = (np.searchsorted(quantiles, values, side="left") / len(quantiles)).tolist()
+    above = (1 - np.searchsorted(quantiles, values, side="right") / len(quantiles)).tolist()
+    return [f"lower than {a:.0%} of accounts" if a >= b else f"higher than {b:.0%} of accounts" for a, b in zip(above, below)]
 
 
 def points_text(pts: float) -> str:
     """'-7 points', '+1 point', '-0.3 points': what a metric does to the score."""
-    if abs(pts) >= 0.5:
-        return f"{pts:+.0f} point{'' if round(abs(pts)) == 1 else 's'}"
-    return f"{pts:+.1f} points"
+    return points_texts(np.array([pts]))[0]
 
 
-def text_for(feature: FeatureSpec, value, reference: FeatureDistribution, pts: float) -> str:
-    """Plain language: 'Licence utilisation 34% (lower than 88% of accounts): -7 points'."""
-    push = points_text(pts)
-    if _missing(value):
-        return f"{feature.label}: {feature.missing_text or 'none on record'}: {push}"
-    if feature.kind == "categorical":
-        # the model reads a value it never saw as missing: say so rather than name it as the reason
-        seen = " (new value, not seen in training: read as missing)" if _unseen(value, reference) else ""
-        return f"{feature.label}: {value}{seen}: {push}"
-    rank = rank_phrase(value, reference)
-    return f"{feature.label} {format_value(feature, value)}" + (f" ({rank})" if rank else "") + f": {push}"
-
-
-def _unseen(value, reference: FeatureDistribution) -> bool:
-    return reference.categories is not None and str(value) not in reference.categories
+def points_texts(points: np.ndarray) -> np.ndarray:
+    out = np.empty(len(points), dtype=object)
+    whole = np.abs(points) >= 0.5
+    # numpy rounds half to even as the format does; plain floats format faster than numpy's
+    out[whole] = [f"{p:+.0f} point" if p in (1.0, -1.0) else f"{p:+.0f} points" for p in np.round(points[whole]).tolist()]
+    out[~whole] = [f"{p:+.1f} points" for p in points[~whole].tolist()]
+    return out
 
 
 def unseen_categories(model: HealthModel, X: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -112,47 +127,35 @@ def unseen_categories(model: HealthModel, X: pd.DataFrame) -> dict[str, dict[str
     return found
 
 
-def _missing(value) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
-
-
 def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
     """Reason and strength columns, the baseline, every metric's points and value as JSON, per row."""
     pts, baseline = points(model, X)
     features = model.features
-    # quantiles as arrays once, not per row and reason: these loops are the job's hot path
-    refs = [ref.model_copy(update={"quantiles": np.asarray(ref.quantiles if ref.quantiles is not None else [])})
-            for ref in (model.reference_.features[f.code] for f in features)]
+    refs = [model.reference_.features[f.code] for f in features]
     values = X[[f.code for f in features]].to_numpy(dtype=object)
     matrix = pts.to_numpy()
+    rows = np.arange(len(matrix))
     order = np.argsort(matrix, axis=1, kind="stable")  # most negative first
     out: dict[str, object] = {}
     for side, picks in zip(REASON_SIDES, (order[:, :REASONS], order[:, ::-1][:, :REASONS])):
         for k in range(REASONS):
-            codes, texts, amounts = [], [], []
-            for row, j in enumerate(picks[:, k]):
-                p = matrix[row, j]
-                # a metric that pushes the wrong way for this side is not a reason of that side
-                if (p < 0) if side == "reason" else (p > 0):
-                    f, v = features[j], values[row, j]
-                    codes.append(code_for(f, v, refs[j]))
-                    texts.append(text_for(f, v, refs[j], p))
-                    amounts.append(float(p))
-                else:
-                    codes.append(None)
-                    texts.append(None)
-                    amounts.append(np.nan)
-            # typed, not object: a chunk with no third reason anywhere must still write text columns
-            out[f"{side}_{k + 1}_code"] = pd.array(codes, dtype="str")
-            out[f"{side}_{k + 1}_text"] = pd.array(texts, dtype="str")
-            out[f"{side}_{k + 1}_points"] = np.array(amounts, dtype=float)
+            picked = picks[:, k]
+            amount = matrix[rows, picked]
+            # a metric that pushes the wrong way for this side is not a reason of that side
+            named = amount < 0 if side == "reason" else amount > 0
+            codes, texts = np.full(len(rows), None, dtype=object), np.full(len(rows), None, dtype=object)
+            for j in np.unique(picked[named]):
+                at = np.flatnonzero(named & (picked == j))
+                codes[at], texts[at] = describe(features[j], refs[j], values[at, j])
+            texts[named] = texts[named] + ": " + points_texts(amount[named])
+            out[f"{side}_{k + 1}_code"], out[f"{side}_{k + 1}_text"] = codes, texts
+            out[f"{side}_{k + 1}_points"] = np.where(named, amount, np.nan)
     codes = [f.code for f in features]
     out["baseline_score"] = baseline.tolist()
     # pandas writes JSON in C: one object per row, NaN as null. Points to 10 decimals, so they add
     # up to the score; values to 15 significant digits, so a change can be attributed from them.
-    out["contributions"] = pd.DataFrame(matrix, columns=codes).to_json(orient="records", lines=True).splitlines()
-    plain = X[codes].astype({f.code: "float64" for f in features if f.kind == "numeric"})
-    out["metric_values"] = plain.to_json(orient="records", lines=True, double_precision=15).splitlines()
+    out["contributions"] = json_rows(pd.DataFrame(matrix, columns=codes), 10)
+    out["metric_values"] = json_rows(X[codes].astype({f.code: "float64" for f in features if f.kind == "numeric"}), 15)
     return pd.DataFrame(out, index=X.index)
 
 
@@ -172,3 +175,14 @@ def scores_with_reasons(model: HealthModel, ref: ModelRef, rows: pd.DataFrame, a
     out = pd.concat([out, scores[["churn_probability", "health_score", "health_percentile", "tier", "tier_color"]], reasons], axis=1)
     out["model_name"], out["model_version"], out["model_run_id"], out["scored_at"] = ref.name, ref.version, ref.run_id, scored_at
     return out
+
+
+def json_rows(frame: pd.DataFrame, precision: int) -> list[str]:
+    """One JSON object per row, written by pandas in C. The rows are cut from one array of
+    records: a record ends with '},{"', which no JSON string can hold unescaped (much faster
+    than pandas' own line splitting, which runs in Python)."""
+    if frame.empty:
+        return ["{}"] * len(frame)
+    text = frame.to_json(orient="records", double_precision=precision)
+    parts = text[2:-2].split('},{"')
+    return ["{" + parts[0] + "}"] + ['{"' + p + "}" for p in parts[1:]]

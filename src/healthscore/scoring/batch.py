@@ -84,8 +84,9 @@ class _ChunkWriter:
             frame.to_csv(self.tmp, index=False, mode="w" if not self.rows else "a", header=not self.rows)
         else:
             table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.tmp, table.schema)
+            if self._parquet is None:  # one schema for the file; a column no row of this chunk filled is text
+                schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
+                self._parquet = pq.ParquetWriter(self.tmp, schema)
             self._parquet.write_table(table.cast(self._parquet.schema))
         self.rows += len(frame)
 
