@@ -1,9 +1,11 @@
-"""`HealthModel`: LightGBM churn classifier + calibration + frozen tiers, in scikit-learn style.
+"""`HealthModel`: a churn classifier (LightGBM, or a logistic regression when that family wins)
++ calibration + frozen tiers, in scikit-learn style.
 
 The only way into a fitted model: other modules ask it for probabilities, scores, tiers and
 exact per-metric contributions, never for its booster or calibrator. Saved as plain files that
-load without unpickling anything: the booster as LightGBM text and everything else (feature
-specs, categories, calibration, tier cut-offs, the reference population, provenance) as JSON.
+load without unpickling anything: a booster as LightGBM text, a logistic regression's
+coefficients and everything else (feature specs, categories, calibration, tier cut-offs, the
+reference population, provenance) as JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sklearn.exceptions import NotFittedError
 from healthscore.dataset import FeatureSpec
 from healthscore.io import atomic_path
 from healthscore.model.calibration import Calibrator
+from healthscore.model.linear import LinearModel
 from healthscore.model.tiers import Tiers, freeze_tiers
 from healthscore.settings import ModelParams, TierPolicy
 
@@ -27,6 +30,7 @@ BOOSTER_FILE = "booster.txt"
 MODEL_FILE = "model.json"
 QUANTILES = np.linspace(0, 1, 101)
 PROBABILITY_QUANTILES = np.linspace(0, 1, 1001)
+FAMILIES = ("lightgbm", "logistic")
 
 
 class FeatureDistribution(BaseModel):
@@ -55,11 +59,12 @@ class Provenance(BaseModel):
     model_name: str = ""
     run_id: str = ""
     trained_on: dict[str, list[str]] = {}  # slice -> [first as_of, last as_of]
+    trained_until: str | None = None  # the last as_of whose rows the shipped model learned from
     test_metrics: dict[str, float] = {}
 
 
 class HealthModel:
-    """Calibrated LightGBM churn model with frozen tiers.
+    """Calibrated churn model with frozen tiers.
 
     Parameters
     ----------
@@ -67,10 +72,14 @@ class HealthModel:
         The metrics, in the order the booster sees them.
     params : ModelParams
     tier_policy : TierPolicy
+    family : "lightgbm" or "logistic"
 
     Attributes
     ----------
     booster_ : lightgbm.Booster
+        The lightgbm family's trees.
+    linear_ : LinearModel
+        The logistic family's coefficients.
     calibrator_ : Calibrator
         Log-odds -> calibrated churn probability.
     categories_ : dict of str to list of str
@@ -80,32 +89,26 @@ class HealthModel:
     reference_ : Reference
     provenance_ : Provenance
     best_iteration_ : int
+        Boosting rounds (0 for the logistic family).
     """
 
-    def __init__(self, features: list[FeatureSpec], params: ModelParams | None = None, tier_policy: TierPolicy | None = None):
+    def __init__(self, features: list[FeatureSpec], params: ModelParams | None = None, tier_policy: TierPolicy | None = None,
+                 family: str = "lightgbm"):
+        if family not in FAMILIES:
+            raise ValueError(f"unknown model family {family!r}; one of {FAMILIES}")
         self.features = features
         self.params = params or ModelParams()
         self.tier_policy = tier_policy or TierPolicy()
+        self.family = family
 
     # --- fitting -------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y, X_valid: pd.DataFrame, y_valid) -> HealthModel:
-        """Fit on a training slice, with a validation slice for early stopping and calibration."""
-        params = self.params
-        self.categories_ = {
-            f.code: sorted(X[f.code].dropna().astype(str).unique().tolist()) for f in self.features if f.kind == "categorical"
-        }
-        monotone = [self._direction(f) if params.monotone else 0 for f in self.features]
-        train = lgb.Dataset(self.matrix(X), np.asarray(y, dtype=float), categorical_feature=list(self.categories_) or "auto")
-        valid = lgb.Dataset(self.matrix(X_valid), np.asarray(y_valid, dtype=float), reference=train)
-        self.booster_ = lgb.train(
-            params.lightgbm(monotone),
-            train,
-            num_boost_round=params.max_rounds,
-            valid_sets=[valid],
-            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
-        )
-        self.best_iteration_ = self.booster_.best_iteration
-        self.calibrator_ = Calibrator.fit(self.log_odds(X_valid), y_valid, params.calibration)
+    def fit(self, X: pd.DataFrame, y, X_valid: pd.DataFrame | None = None, y_valid=None,
+            calibrator: Calibrator | None = None) -> HealthModel:
+        """Fit on `X`, then calibrate: with `calibrator` (fitted on out-of-fold predictions by the
+        caller), else on the validation slice. A LightGBM model early-stops on the validation
+        slice, or without one runs `params.max_rounds` rounds."""
+        self.fit_scorer(X, y, X_valid, y_valid)
+        self.calibrator_ = calibrator or Calibrator.fit(self.log_odds(X_valid), y_valid, self.params.calibration, self.params.seed)
         reference_p = self.predict_proba(X)[:, 1]
         self.tiers_ = freeze_tiers(self.tier_policy, reference_p)
         self.reference_ = Reference(
@@ -116,8 +119,28 @@ class HealthModel:
         self.provenance_ = Provenance()
         return self
 
+    def fit_scorer(self, X: pd.DataFrame, y, X_valid: pd.DataFrame | None = None, y_valid=None) -> HealthModel:
+        """Fit the log-odds only (no calibration, tiers or reference): what a cross-fitting fold needs."""
+        params = self.params
+        self.categories_ = {
+            f.code: sorted(X[f.code].dropna().astype(str).unique().tolist()) for f in self.features if f.kind == "categorical"
+        }
+        signs = {f.code: self._direction(f) if params.monotone else 0 for f in self.features}
+        if self.family == "logistic":
+            self.linear_ = LinearModel.fit(self.features, self.matrix(X), y, signs)
+            self.best_iteration_ = 0
+            return self
+        train = lgb.Dataset(self.matrix(X), np.asarray(y, dtype=float), categorical_feature=list(self.categories_) or "auto")
+        stopping = {}
+        if X_valid is not None:
+            stopping = {"valid_sets": [lgb.Dataset(self.matrix(X_valid), np.asarray(y_valid, dtype=float), reference=train)],
+                        "callbacks": [lgb.early_stopping(params.early_stopping_rounds, verbose=False)]}
+        self.booster_ = lgb.train(params.lightgbm(list(signs.values())), train, num_boost_round=params.max_rounds, **stopping)
+        self.best_iteration_ = self.booster_.best_iteration or self.booster_.current_iteration()
+        return self
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "booster_"):
+        if not hasattr(self, "booster_" if self.family == "lightgbm" else "linear_"):
             raise NotFittedError("this HealthModel is not fitted: call fit() or HealthModel.load() first")
 
     @staticmethod
@@ -143,15 +166,20 @@ class HealthModel:
 
     # --- predicting ----------------------------------------------------------------------------
     def log_odds(self, X: pd.DataFrame) -> np.ndarray:
-        """The booster's raw margin: the scale TreeSHAP contributions add up on."""
+        """The model's raw margin: the scale the contributions add up on."""
         self._check_fitted()
+        if self.family == "logistic":
+            return self.linear_.log_odds(self.matrix(X))
         return self.booster_.predict(self.matrix(X), raw_score=True)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         """Exact TreeSHAP contributions to the log-odds, shape (n_samples, n_features + 1): one
         column per feature in `features` order, the last the expected value; rows add up to
-        `log_odds(X)`. The one SHAP engine of the package (reasons, weights, plots)."""
+        `log_odds(X)`. The one SHAP engine of the package (reasons, weights, plots); linear SHAP
+        (exact too) for the logistic family."""
         self._check_fitted()
+        if self.family == "logistic":
+            return self.linear_.contributions(self.matrix(X), [f.code for f in self.features])
         return self.booster_.predict(self.matrix(X), pred_contrib=True)
 
     def probability(self, log_odds: np.ndarray) -> np.ndarray:
@@ -200,10 +228,13 @@ class HealthModel:
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / BOOSTER_FILE) as tmp:
-            self.booster_.save_model(str(tmp))
+        if self.family == "lightgbm":
+            with atomic_path(folder / BOOSTER_FILE) as tmp:
+                self.booster_.save_model(str(tmp))
         state = {
             "format_version": 1,
+            "family": self.family,
+            **({"linear": self.linear_.model_dump()} if self.family == "logistic" else {}),
             "features": [f.model_dump() for f in self.features],
             "categories": self.categories_,
             "params": self.params.model_dump(),
@@ -226,9 +257,13 @@ class HealthModel:
             [FeatureSpec.model_validate(f) for f in state["features"]],
             ModelParams.model_validate(state["params"]),
             TierPolicy.model_validate(state["tier_policy"]),
+            state.get("family", "lightgbm"),
         )
         model.categories_ = state["categories"]
-        model.booster_ = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
+        if model.family == "logistic":
+            model.linear_ = LinearModel.model_validate(state["linear"])
+        else:
+            model.booster_ = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
         model.best_iteration_ = state["best_iteration"]
         model.calibrator_ = Calibrator.model_validate(state["calibration"])
         model.tiers_ = Tiers.model_validate(state["tiers"])
@@ -236,7 +271,8 @@ class HealthModel:
         model.provenance_ = Provenance.model_validate({k: v for k, v in state.items() if k not in cls._STATE_KEYS})
         return model
 
-    _STATE_KEYS = {"format_version", "features", "categories", "params", "tier_policy", "best_iteration", "calibration", "tiers", "reference"}
+    _STATE_KEYS = {"format_version", "family", "linear", "features", "categories", "params", "tier_policy", "best_iteration",
+                   "calibration", "tiers", "reference"}
 
 
 def _distribution(values: pd.Series, kind: str) -> FeatureDistribution:

@@ -61,12 +61,22 @@ def _log_run(result: TrainingResult, dataset: Dataset, artefacts: Path) -> None:
     mlflow.log_params({
         "dataset.digest": result.dataset_digest, "dataset.origin": spec.origin, "dataset.features": len(spec.features),
         "dataset.horizon_days": spec.horizon_days, "model.best_iteration": result.model.best_iteration_,
-        "model.calibration": result.model.calibrator_.method,
+        "model.calibration": result.model.calibrator_.method, "model.family": result.model.family,
+        "model.contender": result.selection.index[result.selection["chosen"]][0],
         **{f"split.{s}.{k}": summary.loc[s, k] for s in summary.index for k in ("rows", "first_as_of", "last_as_of")},
     })
     mlflow.log_metrics({f"split.{s}.churn_rate": float(summary.loc[s, "churn_rate"]) for s in summary.index})
     for contender, row in result.comparison.iterrows():
         mlflow.log_metrics({f"{contender}.{k}": float(v) for k, v in row.items() if pd.notna(v)})
+    for contender, row in result.selection.iterrows():
+        mlflow.log_metrics({f"contender.{contender}.{k}": float(row[k]) for k in ("oof_log_loss", "oof_roc_auc")})
+    mlflow.log_metrics({f"calibration_in_the_large.{k}": v for k, v in result.calibration_check.items()}
+                       | {f"gate.auc_vs_logistic.{k}": v for k, v in result.gate.items()})
+    # one step per backtest date, in date order: MLflow draws each figure as a line over the dates
+    for step, row in enumerate(result.backtest.to_dict("records")):
+        mlflow.log_metrics({f"backtest.{k}": float(v) for k, v in row.items() if k != "as_of" and pd.notna(v)}, step=step)
+    if len(result.backtest):
+        mlflow.log_param("backtest.dates", ",".join(str(d) for d in result.backtest["as_of"]))
     mlflow.log_artifacts(str(artefacts), artifact_path="report")
 
 
@@ -100,6 +110,7 @@ def log_training(result: TrainingResult, dataset: Dataset, artefacts: Path, name
             saved = result.model.save(Path(tmp) / "health_model", Provenance(
                 model_name=name, run_id=run.info.run_id,
                 trained_on={s: [str(summary.loc[s, "first_as_of"]), str(summary.loc[s, "last_as_of"])] for s in summary.index},
+                trained_until=None if pd.isna(summary.loc["shipped", "last_as_of"]) else str(summary.loc["shipped", "last_as_of"]),
                 test_metrics={k: float(model_row[k]) for k in ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")},
             ))
             output = scores_with_reasons(result.model, ModelRef(name, "", run.info.run_id), example, None, scored_now())
