@@ -45,13 +45,18 @@ def train(
     with console.status("training and logging to MLflow"):
         outcome = train_and_register(data, settings, name, [oracle] if oracle else [])
     result = outcome.result
-    print_frame(result.split_summary, "Time-ordered slices")
+    print_frame(result.split_summary, "Slices: development (cross-fitted), test (unseen), shipped (every labelled row)")
+    print_frame(result.selection, f"Contenders, {result.folds}-fold out-of-fold (lowest log loss ships)")
     shown = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift"] + [
         c for c in result.comparison.columns if c.startswith(("churn_rate_", "accounts_"))]
     short = {MODEL: "model", LOGISTIC: "logistic", SCORECARD: "scorecard"}
     print_frame(result.comparison[shown].rename(index=short).T, "Test slice: model vs baselines")
     print_frame(result.scorecard.set_index("label")[["family", "good_direction", "weight_pct"]].head(12),
                 "Learned weights (share of mean |SHAP|, %)", "{:.1f}")
+    if len(result.backtest.figures):
+        shown_bt = ["as_of", "rows", "roc_auc", "ece", "mean_predicted", "churn_rate", "unhealthy_precision", "unhealthy_recall",
+                    "tier_flip_rate"]
+        print_frame(result.backtest.figures[shown_bt].set_index("as_of"), "Backtest: each date scored by a model trained only before it")
     if not outcome.passed:
         console.print(f"[bold red]model rejected:[/] {outcome.rejection}")
         console.print(f"Logged as rejected run {outcome.rejected_run_id}; not registered, so it cannot be promoted.")

@@ -71,8 +71,8 @@ def write_training_artefacts(result: TrainingResult, folder: Path, dataset_info:
     _save(_beeswarm_figure(result), paths["shap_beeswarm.png"])
     _save(_tier_figure(tiers), paths["tier_churn.png"])
     _write_csv(result.selection, paths["contenders.csv"])
-    _write_csv(result.backtest, paths["backtest.csv"])
-    _save(_backtest_figure(result.backtest), paths["backtest.png"])
+    _write_csv(result.backtest.figures, paths["backtest.csv"])
+    _save(_backtest_figure(result.backtest.figures), paths["backtest.png"])
     _write_text(_model_card(result, scorecard, tiers, info), paths["model_card.md"])
     return paths
 
@@ -381,7 +381,7 @@ See `comparison.csv`, `calibration.png` and `lift_gain.png`.
 ## Backtest: how good is this score
 {_BACKTEST_HOW}
 
-{backtest_markdown(result.backtest)}
+{backtest_markdown(result.backtest.figures)}
 
 See `backtest.csv` and `backtest.png`.
 

@@ -11,6 +11,8 @@ tier's share and churn rate, and how many accounts changed tier since the previo
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -24,13 +26,19 @@ from healthscore.settings import TrainingConfig
 FOLDS = 3  # per date: fewer than the main run's, to keep a backtest within the cost of a training run
 
 
+@dataclass
+class Backtest:
+    figures: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per as_of date
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)  # every backtest row: as_of, id, churned, probability, tier
+
+
 def backtest(dataset: Dataset, features: list[FeatureSpec], contender: Contender, config: TrainingConfig,
-             rounds: int | None = None) -> pd.DataFrame:
+             rounds: int | None = None) -> Backtest:
     spec, frame = dataset.spec, dataset.labelled
     as_of = frame[spec.as_of_column]
     y = frame[spec.label_column].astype(int)
     gap = purge_gap(spec.horizon_days, config.split)
-    rows, previous = [], None
+    rows, scored, previous = [], [], None
     for date in sorted(as_of.unique())[-config.split.backtest_dates:] if config.split.backtest_dates else []:
         before = frame[(as_of + gap <= date) & (as_of < date)]
         if before[spec.as_of_column].nunique() < FOLDS:
@@ -41,8 +49,10 @@ def backtest(dataset: Dataset, features: list[FeatureSpec], contender: Contender
         scores = model.score(now)
         tiers = pd.Series(scores["tier"].to_numpy(), index=now[spec.id_column].to_numpy())
         rows.append(_figures(date, len(before), y.loc[now.index].to_numpy(), scores["churn_probability"].to_numpy(), tiers, previous))
+        scored.append(pd.DataFrame({"as_of": date, "id": tiers.index, "churned": y.loc[now.index].to_numpy(),
+                                    "churn_probability": scores["churn_probability"].to_numpy(), "tier": tiers.to_numpy()}))
         previous = tiers
-    return pd.DataFrame(rows)
+    return Backtest(pd.DataFrame(rows), pd.concat(scored, ignore_index=True) if scored else pd.DataFrame())
 
 
 def _figures(date, trained_rows: int, y: np.ndarray, p: np.ndarray, tiers: pd.Series, previous: pd.Series | None) -> dict:

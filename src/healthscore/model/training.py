@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from healthscore.dataset import Dataset
 from healthscore.errors import ModelQualityError
-from healthscore.model.backtest import backtest
+from healthscore.model.backtest import Backtest, backtest
 from healthscore.model.baselines import LogisticBaseline, ScorecardBaseline
 from healthscore.model.calibration import Calibrator
 from healthscore.model.crossfit import contenders, cross_fit, fit_crossfitted, make_folds
@@ -58,7 +58,7 @@ class TrainingResult:
     selection: pd.DataFrame  # every cross-fitted contender: out-of-fold log loss and ROC-AUC, rounds, chosen
     directions: pd.DataFrame  # each metric's good direction and where it came from
     calibration_check: dict[str, float]  # calibration-in-the-large on the test slice (the latest dates)
-    backtest: pd.DataFrame  # rolling origin: one row per as_of date (empty without dates)
+    backtest: Backtest  # rolling origin over the latest dates (empty without dates)
     scorecard: pd.DataFrame  # the learned weights
     test: pd.DataFrame  # test rows: keys, features, label, and every contender's churn probability
     dataset_digest: str
@@ -157,7 +157,7 @@ def _train(dataset: Dataset, config: TrainingConfig, extra: list[ExtraContender]
         selection=selection,
         directions=directions,
         calibration_check=calibration_in_the_large(y_te, test[MODEL]),
-        backtest=backtest(dataset, features, best.contender, config, best.rounds or None) if is_dated(dataset) else pd.DataFrame(),
+        backtest=backtest(dataset, features, best.contender, config, best.rounds or None) if is_dated(dataset) else Backtest(),
         scorecard=learned_weights(model, X_te),
         test=test,
         dataset_digest=dataset_digest(dataset.frame),

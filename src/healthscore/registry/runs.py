@@ -73,10 +73,11 @@ def _log_run(result: TrainingResult, dataset: Dataset, artefacts: Path) -> None:
     mlflow.log_metrics({f"calibration_in_the_large.{k}": v for k, v in result.calibration_check.items()}
                        | {f"gate.auc_vs_logistic.{k}": v for k, v in result.gate.items()})
     # one step per backtest date, in date order: MLflow draws each figure as a line over the dates
-    for step, row in enumerate(result.backtest.to_dict("records")):
+    figures = result.backtest.figures
+    for step, row in enumerate(figures.to_dict("records")):
         mlflow.log_metrics({f"backtest.{k}": float(v) for k, v in row.items() if k != "as_of" and pd.notna(v)}, step=step)
-    if len(result.backtest):
-        mlflow.log_param("backtest.dates", ",".join(str(d) for d in result.backtest["as_of"]))
+    if len(figures):
+        mlflow.log_param("backtest.dates", ",".join(str(d) for d in figures["as_of"]))
     mlflow.log_artifacts(str(artefacts), artifact_path="report")
 
 
