@@ -61,6 +61,7 @@ class Provenance(BaseModel):
     trained_on: dict[str, list[str]] = {}  # slice -> [first as_of, last as_of]
     trained_until: str | None = None  # the last as_of whose rows the shipped model learned from
     test_metrics: dict[str, float] = {}
+    backtest: list[dict[str, float | str | None]] = []  # one row per backtest date (see model.backtest)
 
 
 class HealthModel:

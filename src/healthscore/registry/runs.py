@@ -113,6 +113,8 @@ def log_training(result: TrainingResult, dataset: Dataset, artefacts: Path, name
                 trained_on={s: [str(summary.loc[s, "first_as_of"]), str(summary.loc[s, "last_as_of"])] for s in summary.index},
                 trained_until=None if pd.isna(summary.loc["shipped", "last_as_of"]) else str(summary.loc["shipped", "last_as_of"]),
                 test_metrics={k: float(model_row[k]) for k in ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")},
+                backtest=[{k: str(v) if k == "as_of" else None if pd.isna(v) else float(v) for k, v in row.items()}
+                          for row in result.backtest.figures.to_dict("records")],
             ))
             output = scores_with_reasons(result.model, ModelRef(name, "", run.info.run_id), example, None, scored_now())
             info = mlflow.pyfunc.log_model(
