@@ -350,7 +350,7 @@ def _model_card(result: TrainingResult, scorecard: pd.DataFrame, tiers: pd.DataF
 
 {_contenders_markdown(result.selection)}
 
-- Shipped: refitted on every labelled row ({summary.loc["shipped", "rows"]:,}){f" with {model.best_iteration_} boosting rounds (the folds' mean early-stopping round x sqrt(rows / the folds' rows))" if model.family == "lightgbm" else ""}. The test figures below are those of the same settings fitted on the development rows only.
+- Shipped: refitted on every labelled row ({summary.loc["shipped", "rows"]:,}){f" with {model.best_iteration_} boosting rounds (the folds' mean early-stopping round)" if model.family == "lightgbm" else ""}. The test figures below are those of the same settings fitted on the development rows only.
 - Probability calibration: {_calibration_text(model.calibrator_, params.calibration)}
 - Monotone constraints: {"on (a metric with a good direction can only move risk the expected way)" if params.monotone else "off"}.
 {_directions_text(result.directions)}

@@ -5,8 +5,7 @@ dated data, with the purge gap on both sides of a block: a training row's label 
 close before the block starts, and a row after the block must start once the block's horizon has
 closed (otherwise the two would share a churn event). The out-of-fold log-odds choose the
 family and capacity (log loss), the number of boosting rounds (each fold early-stops on its own
-held-out block; a refit on n rows uses their mean x sqrt(n / the folds' mean fitting rows), as
-more rows support more rounds before overfitting) and fit the calibrator on every development row.
+held-out block; the refit uses their mean) and fit the calibrator on every development row.
 """
 
 from __future__ import annotations
@@ -46,11 +45,6 @@ class CrossFit:
     contender: Contender
     log_odds: np.ndarray = field(repr=False)  # out of fold, one per development row
     rounds: int  # mean best iteration over the folds (0: logistic)
-    fit_rows: float  # mean rows a fold fitted on
-
-    def rounds_for(self, rows: int) -> int:
-        """Boosting rounds for a refit on `rows` rows."""
-        return int(round(self.rounds * np.sqrt(rows / self.fit_rows)))
 
     def summary(self, y) -> dict[str, float | str]:
         p = 1 / (1 + np.exp(-self.log_odds))
@@ -114,13 +108,13 @@ def cross_fit(contender: Contender, features: list[FeatureSpec], X: pd.DataFrame
             model.fit_scorer(X.iloc[fit], y[fit])
         oof[held] = model.log_odds(X.iloc[held])
         found.append(model.best_iteration_)
-    return CrossFit(contender, oof, int(round(np.mean(found))), float(np.mean([len(fit) for fit, _ in folds])))
+    return CrossFit(contender, oof, int(round(np.mean(found))))
 
 
 def fit_crossfitted(contender: Contender, features: list[FeatureSpec], tiers: TierPolicy, X: pd.DataFrame, y: np.ndarray,
                     folds: list[Fold], fitted: CrossFit | None = None, rounds: int | None = None) -> tuple[HealthModel, CrossFit]:
-    """The model refitted on every row of `X` (rounds scaled from the folds'), calibrated on the
+    """The model refitted on every row of `X` with the folds' mean rounds, calibrated on the
     out-of-fold log-odds (`fitted`, if the caller has them already; `rounds` fixes the rounds)."""
     fitted = fitted or cross_fit(contender, features, X, y, folds, rounds)
     calibrator = Calibrator.fit(fitted.log_odds, y, contender.params.calibration, contender.params.seed)
-    return contender.model(features, tiers, fitted.rounds_for(len(X))).fit(X, y, calibrator=calibrator), fitted
+    return contender.model(features, tiers, fitted.rounds).fit(X, y, calibrator=calibrator), fitted

@@ -146,7 +146,7 @@ def _train(dataset: Dataset, config: TrainingConfig, extra: list[ExtraContender]
     # on rows the predicting model never saw (the folds' on development, the evaluated model's on test).
     calibrator = Calibrator.fit(np.r_[best.log_odds, evaluated.log_odds(X_te)], np.r_[y_dev, y_te],
                                 config.params.calibration, config.params.seed)
-    model = best.contender.model(features, config.tiers, best.rounds_for(len(frame))).fit(frame, y.to_numpy(), calibrator=calibrator)
+    model = best.contender.model(features, config.tiers, best.rounds).fit(frame, y.to_numpy(), calibrator=calibrator)
 
     return TrainingResult(
         model=model,
