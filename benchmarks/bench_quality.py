@@ -8,13 +8,15 @@ rows and labels no contender sees while fitting:
   lightgbm   15 leaves, min_data_in_leaf 40, lambda_l2 5, lr 0.03; rounds by early stopping on an
              inner stratified 20% of the training part, then refitted on the whole 80% with them
   project    the 80% written to a CSV, read by the project's snapshot reader and trained by its
-             `train` (which splits those rows 60/20/20 itself); the holdout written without its
-             label column, read by the same reader, scored by `result.model.predict_proba`
+             `train` (which sets 20% of those rows aside as its own test slice, cross-fits its
+             contenders on the rest and ships the winner refitted on all of the 80%); the holdout
+             written without its label column, read by the same reader, scored by
+             `result.model.predict_proba`
 
 Reported per split and as mean/std: ROC-AUC, PR-AUC, Brier, log loss, ECE (10 equal-mass bins),
 calibration slope and intercept (logistic fit of y on logit p), calibration-in-the-large, and the
 share of probabilities exactly 0 or 1; a reliability diagram per table (bins averaged over the
-splits). `project_raw` (the project's booster before its calibration step) is printed as a
+splits). `project_raw` (the project's model before its calibration step) is printed as a
 diagnostic only. PASS/FAIL per table:
 
   AUC    mean project ROC-AUC >= max(mean logistic, mean lightgbm) - 0.003
@@ -91,7 +93,13 @@ def project_fit_predict(train_csv: Path, holdout_csv: Path, id_column: str, labe
         "left_out_columns": [n for n in dataset.spec.notes if " excluded: " in n or " not used: " in n or "kept as attribute" in n],
         "slices": {k: int(v) for k, v in result.split_summary["rows"].items()},
         "best_iteration": int(model.best_iteration_),
+        "family": model.family,
+        "contenders": {name: {k: float(row[k]) for k in ("oof_log_loss", "oof_roc_auc")} | {"chosen": bool(row["chosen"])}
+                       for name, row in result.selection.iterrows()},
+        "inferred_directions": int((result.directions["source"] == "inferred").sum()),
         "calibration": calibrator.method,
+        "calibration_cv_log_loss": calibrator.cv_log_loss,
+        "calibration_bounds": [calibrator.low, calibrator.high],
         "isotonic_points": len(calibrator.x) if calibrator.method == "isotonic" else 0,
         "calibrated_range": [float(min(calibrator.y)), float(max(calibrator.y))] if calibrator.method == "isotonic" else None,
         "inner_test": {name: {m: float(result.comparison.loc[name, m]) for m in ("roc_auc", "brier", "ece")}

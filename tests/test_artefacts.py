@@ -12,14 +12,15 @@ from healthscore.settings import ModelParams, SplitConfig, TrainingConfig
 from synthetic import synthetic_dataset
 
 FILES = {"scorecard.csv", "scorecard.md", "comparison.csv", "comparison.md", "calibration.png",
-         "lift_gain.png", "shap_beeswarm.png", "tier_churn.png", "model_card.md"}
+         "lift_gain.png", "shap_beeswarm.png", "tier_churn.png", "contenders.csv", "backtest.csv", "backtest.png",
+         "model_card.md"}
 DIGEST = "feedc0ffee123456"
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     config = TrainingConfig(params=ModelParams(learning_rate=0.1, max_rounds=300, early_stopping_rounds=30),
-                            split=SplitConfig(test_dates=2, valid_dates=2, purge=False))
+                            split=SplitConfig(test_dates=2, purge=False))
     result = train(synthetic_dataset(), config)
     folder = tmp_path_factory.mktemp("artefacts")
     paths = write_training_artefacts(result, folder, {"digest": DIGEST, "origin": "catalogue", "horizon_days": 90})
@@ -71,6 +72,6 @@ def test_model_card_states_accuracy_cutoffs_and_data(written):
     tiers = result.model.tiers_
     assert f"{tiers.healthy_below:.4f}" in card and f"{tiers.unhealthy_from:.4f}" in card
     assert DIGEST in card and "90 days" in card
-    assert f"{result.model.booster_.best_iteration}" in card
+    assert f"{result.model.best_iteration_} boosting rounds" in card
     for heading in ("## Model", "## Intended use", "## Data", "## Metrics", "## Health tiers", "## Top learned weights", "## Limits"):
         assert heading in card

@@ -23,7 +23,7 @@ from healthscore.settings import ModelParams, SplitConfig, TrainingConfig
 from synthetic import synthetic_dataset
 
 CONFIG = TrainingConfig(params=ModelParams(learning_rate=0.1, max_rounds=150, early_stopping_rounds=20),
-                        split=SplitConfig(test_dates=2, valid_dates=2))
+                        split=SplitConfig(test_dates=2))
 
 
 def run(*args):

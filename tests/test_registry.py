@@ -15,7 +15,7 @@ from healthscore.settings import ModelParams, SplitConfig, TrainingConfig
 from synthetic import synthetic_dataset
 
 CONFIG = TrainingConfig(params=ModelParams(learning_rate=0.1, max_rounds=200, early_stopping_rounds=20),
-                        split=SplitConfig(test_dates=2, valid_dates=2))
+                        split=SplitConfig(test_dates=2))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_training_run_is_logged_registered_and_loadable(store):
     run = mlflow.get_run(model.run_id)
     assert run.data.params["dataset.digest"] == result.dataset_digest
     assert float(run.data.params["params.learning_rate"]) == 0.1
-    assert run.data.metrics["lightgbm_calibrated.roc_auc"] == pytest.approx(result.comparison.loc["lightgbm_calibrated", "roc_auc"])
+    assert run.data.metrics["health_model.roc_auc"] == pytest.approx(result.comparison.loc["health_model", "roc_auc"])
     assert {"logistic_regression.brier", "hand_weighted_scorecard.ece", "split.test.churn_rate"} <= set(run.data.metrics)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(model.run_id, "report")}
     assert {"report/scorecard.csv", "report/model_card.md", "report/calibration.png"} <= artifacts
@@ -60,25 +60,40 @@ def test_training_run_is_logged_registered_and_loadable(store):
 
 
 def test_promotion_moves_champion_only_to_a_model_that_is_not_worse(store):
+    """Both models are judged on the labelled dates after their training data, never on rows either learned from."""
+    import datetime as dt
+
+    from healthscore import Dataset
+
     _, train_and_register = store
-    data = synthetic_dataset(accounts=800, months=12)
-    _, first = train_and_register(data)
+    data = synthetic_dataset(accounts=800, months=15)
+    until = dt.date(2023, 12, 1)
+    history = Dataset(data.frame[data.frame["as_of"] <= until], data.spec)
+    _, first = train_and_register(history)
     outcome = registry.promote(data)
     assert outcome.promoted and outcome.reason == "no champion yet"
     assert str(mlflow.MlflowClient().get_model_version_by_alias("customer-health", "champion").version) == first.version
 
-    noisy = synthetic_dataset(accounts=800, months=12)
+    noisy = Dataset(history.frame.copy(), history.spec)
     rng = np.random.default_rng(1)
     noisy.frame["churned"] = noisy.frame["churned"].to_numpy()[rng.permutation(len(noisy.frame))]  # labels destroyed
     _, worse = train_and_register(noisy)
     outcome = registry.promote(data)
     assert not outcome.promoted and "worse" in outcome.reason
+    assert outcome.dates == [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)] and outcome.rows == 3 * 800
+    assert outcome.auc_difference["high"] < 0  # the destroyed labels cost ROC-AUC beyond the bootstrap interval
     assert list(outcome.comparison.index) == [f"challenger (v{worse.version})", f"champion (v{first.version})"]
     assert str(mlflow.MlflowClient().get_model_version_by_alias("customer-health", "champion").version) == first.version
 
     forced = registry.promote(data, force=True)
     assert forced.promoted and "--force" in forced.reason
     assert str(mlflow.MlflowClient().get_model_version_by_alias("customer-health", "champion").version) == worse.version
+
+    # no labelled date after the models' training data: nothing to judge on, only --force promotes
+    train_and_register(history)
+    blind = registry.promote(history)
+    assert not blind.promoted and blind.rows == 0 and "no labelled data after 2023-12-01" in blind.reason
+    assert blind.comparison.empty
 
 
 def test_registered_model_is_served_over_rest_with_reasons(store):
@@ -145,7 +160,7 @@ def test_a_model_that_fails_the_quality_gate_is_never_registered(store):
     client = mlflow.MlflowClient()
     run = client.get_run(outcome.rejected_run_id)
     assert run.data.tags["healthscore.gate"] == "rejected" and "logistic" in run.data.tags["healthscore.gate_reason"]
-    assert "lightgbm_calibrated.roc_auc" in run.data.metrics  # its figures are on record
+    assert "health_model.roc_auc" in run.data.metrics  # its figures are on record
     assert client.search_model_versions("name = 'gate-test'") == []
     with pytest.raises(ModelNotFound, match="no 'challenger' version"):
         promote(data, name="gate-test")

@@ -339,3 +339,19 @@ def test_the_model_must_be_the_one_that_scored(demo, tmp_path):
         build_report(tmp_path / "v7.parquet")
     with pytest.raises(ValueError, match="scores were made by customer-health version 7"):
         build_report(tmp_path / "v7.parquet", model="models/customer-health/v1")
+
+
+def test_the_quality_panel_shows_the_published_backtest(demo, report, browser):
+    """"How good is this score": the model's own backtest, one row per date, and a bar per tier and date."""
+    folder, _ = demo
+    page, _ = report
+    backtest = json.loads((folder / "models" / "customer-health" / "v1" / "model.json").read_text())["backtest"]
+    assert len(backtest) == 3
+    load(browser, page)
+    cells = browser.execute_script(
+        "return [...document.querySelectorAll('#quality table.backtest tbody tr')].map(r => [...r.cells].map(c => c.textContent))")
+    assert [c[0] for c in cells] == [row["as_of"] for row in backtest]
+    assert [c[2] for c in cells] == [f"{row['roc_auc']:.3f}" for row in backtest]
+    assert [c[-2] for c in cells] == [f"{100 * row['unhealthy_recall']:.0f}%" for row in backtest]
+    assert len(browser.find_elements("css selector", "#quality svg rect")) == 3 * len(backtest)
+    assert console_errors(browser) == []

@@ -31,7 +31,7 @@ def trained():
     data = synthetic_dataset(accounts=1000, months=12)
     data.frame.loc[data.frame.index[::37], "usage"] = np.nan  # missing values are legal input
     config = TrainingConfig(params=ModelParams(learning_rate=0.1, max_rounds=200, early_stopping_rounds=20),
-                            split=SplitConfig(test_dates=2, valid_dates=2))
+                            split=SplitConfig(test_dates=2))
     return train(data, config), data
 
 

@@ -63,7 +63,11 @@ class ModelParams(BaseModel):
     max_rounds: int = Field(3000, ge=1)
     early_stopping_rounds: int = Field(100, ge=1)
     monotone: bool = True  # constraints from each metric's good_direction
-    calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
+    # "auto": the method with the lowest cross-validated log loss on the out-of-fold predictions
+    calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
+    # contenders besides these settings: LightGBM smaller and larger, and a regularised logistic regression
+    search: bool = True
+    threads: int = Field(1, ge=0)  # 0: LightGBM's default (every core); one thread is fastest below ~100k rows
     seed: int = 7
 
     def lightgbm(self, monotone: list[int]) -> dict:
@@ -82,15 +86,21 @@ class ModelParams(BaseModel):
             "deterministic": True,
             "force_col_wise": True,
             "verbosity": -1,
+            **({"num_threads": self.threads} if self.threads else {}),
         }
 
 
 class SplitConfig(BaseModel):
+    """The outer test slice (latest dates, or a stratified share of accounts without dates), the
+    cross-fitting folds of the rows before it, and the rolling-origin backtest."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     test_dates: int = Field(3, ge=1)
-    valid_dates: int = Field(3, ge=1)
+    test_share: float = Field(0.2, gt=0, lt=1)  # dateless snapshot tables
+    folds: int = Field(4, ge=2)
     purge: bool = True
+    backtest_dates: int = Field(3, ge=0)  # 0: no backtest
     seed: int = 7
 
 
@@ -102,4 +112,8 @@ class TrainingConfig(BaseModel):
     params: ModelParams = ModelParams()
     split: SplitConfig = SplitConfig()
     tiers: TierPolicy = TierPolicy()
+    # Good directions of metrics that state none (a snapshot table's columns) are inferred from the
+    # development rows when |Spearman rho| with churn reaches this; `directions` overrides any metric.
+    direction_min_strength: float = Field(0.05, gt=0, le=1)
+    directions: dict[str, Literal["higher", "lower", "none"]] = {}
     registered_name: str = MODEL_NAME

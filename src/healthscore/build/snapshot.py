@@ -6,6 +6,12 @@ outcome away. The guesses are conservative and every one is written to `spec.not
 can see (and overrule) what was decided. As with raw tables, every input row ends up either in
 the frame or in the rejections with a reason.
 
+An optional `<table name>.columns.yaml` beside the table states what the guesses cannot know:
+a column's label, format, good direction and driver family (`columns: {MonthlyCharges: {label:
+Monthly charges, format: currency, direction: lower, family: commercial}}`). A column with no
+stated direction gets one inferred at training time from the training rows
+(`healthscore.model.directions`), which the config's `model.directions` overrides.
+
 What was decided about each feature column is also kept as data, a `ColumnReading` in its
 `FeatureSpec`, and the values are read from it by `readers.parse_column`: a table scored later
 (`healthscore.scoring.snapshot_input`) is read by the same function with the same decisions,
@@ -20,7 +26,9 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
+import yaml
 from pandas.api import types as ptypes
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sklearn.metrics import roc_auc_score
 
 from healthscore.build.readers import (
@@ -39,7 +47,7 @@ from healthscore.build.readers import (
     snake_case,
 )
 from healthscore.dataset import ColumnReading, Dataset, DatasetSpec, FeatureSpec
-from healthscore.errors import REJECTION_COLUMNS, DataError, Reason, describe_rejections
+from healthscore.errors import REJECTION_COLUMNS, ConfigError, DataError, Reason, describe_rejections
 
 CHURNED = {"yes", "y", "true", "t", "1", "1.0", "churned", "churn", "lost", "closed lost", "cancelled", "canceled", "left"}
 RETAINED = {"no", "n", "false", "f", "0", "0.0", "retained", "active", "won", "closed won", "renewed", "stayed", "not churned"}
@@ -54,6 +62,41 @@ UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-f
 MAX_CATEGORIES = 50
 MIN_CLASS = 5  # rows of each label needed before a column's separating power means anything
 LEAK_AUC = 0.98
+
+
+class ColumnHints(BaseModel):
+    """What the `<table>.columns.yaml` beside a snapshot table may state about one column."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = None
+    format: Literal["number", "integer", "percent", "days", "hours", "currency", "score", "text"] | None = None
+    direction: Literal["higher", "lower", "none"] | None = None
+    family: str | None = None
+
+
+class _Sidecar(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    columns: dict[str, ColumnHints] = {}
+
+
+def sidecar_path(table: Path) -> Path:
+    return table.with_name(table.name + ".columns.yaml")
+
+
+def read_sidecar(table: Path) -> dict[str, ColumnHints]:
+    """The column hints beside `table` (none: empty)."""
+    path = sidecar_path(table)
+    if not path.exists():
+        return {}
+    try:
+        return _Sidecar.model_validate(yaml.safe_load(path.read_text()) or {}).columns
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
 
 
 @dataclass
@@ -124,17 +167,39 @@ class _Builder:
         if len(rejections):
             counts = rejections["reason"].str.replace(r"^label .* is not yes/no$", "label not yes/no", regex=True).value_counts()
             self.notes.append(f"{len(rejections):,} rows rejected (see rejections): " + ", ".join(f"{r} {n:,}" for r, n in counts.items()))
+        specs = self._with_hints([FeatureSpec(code=c.code, label=_label(c), kind="categorical" if c.kind == "categorical" else "numeric",
+                                              format=c.format, reading=c.reading) for c in features])
         spec = DatasetSpec(
             origin="snapshot",
             as_of_column="as_of" if as_of is not None else None,
             label_column="churned" if self.y is not None else None,
             horizon_days=None,
-            features=[FeatureSpec(code=c.code, label=_label(c), kind="categorical" if c.kind == "categorical" else "numeric",
-                                  format=c.format, reading=c.reading) for c in features],
+            features=specs,
             attributes=[c.code for c in columns if c.kind == "attribute"],
             notes=self.notes,
         )
         return Dataset(frame.reset_index(drop=True), spec, rejections)
+
+    def _with_hints(self, features: list[FeatureSpec]) -> list[FeatureSpec]:
+        """Apply the sidecar's hints, keyed by the table's column name or the feature code."""
+        hints = read_sidecar(self.path)
+        by_name = {f.reading.source: f.code for f in features} | {f.code: f.code for f in features}
+        unknown = sorted(set(hints) - set(by_name))
+        if unknown:
+            raise ConfigError(f"{sidecar_path(self.path)}: column(s) {unknown} are not features of {self.path.name} "
+                              f"(features: {sorted(f.reading.source for f in features)})")
+        stated = {by_name[name]: h for name, h in hints.items()}
+        out = []
+        for f in features:
+            h = stated.get(f.code)
+            if h is None:
+                out.append(f)
+                continue
+            update = {"label": h.label, "format": h.format, "good_direction": h.direction, "family": h.family}
+            out.append(f.model_copy(update={k: v for k, v in update.items() if v is not None}))
+            self.notes.append(f"column {f.reading.source!r}: {', '.join(f'{k} {v}' for k, v in update.items() if v is not None)} "
+                              f"(from {sidecar_path(self.path).name})")
+        return out
 
     # --- rows ------------------------------------------------------------------------------------
 

@@ -206,8 +206,8 @@ def _schedule(data_end: dt.date, starter: Starter) -> None:
         else:
             labelled = [start + dt.timedelta(weeks=w) for w in range(0, 520)
                         if start + dt.timedelta(weeks=w + horizon) <= data_end]
-        test, valid = (split.test_dates, split.valid_dates) if every == "month" else (2, 2)
-        if len(labelled) >= test + valid + 2 * horizon + 2:  # two training dates at least, a month's slack
+        test = split.test_dates if every == "month" else 2
+        if len(labelled) >= test + split.folds + 2 * horizon + 2:  # a date per cross-fitting fold at least, a month's slack
             break
     else:
         starter.undecided.append(f"schedule: {first} .. {data_end} is too short to train on (fewer than 9 weekly dates with "
@@ -219,8 +219,8 @@ def _schedule(data_end: dt.date, starter: Starter) -> None:
     starter.comments["churn"] = (f"Churn within {horizon} {every}{'s' if horizon > 1 else ''} of each as_of: the longest "
                                  "horizon this history can train on with a purge gap between the slices.")
     if every == "week":
-        starter.config["model"] = {"split": {"test_dates": test, "valid_dates": valid}}
-        starter.comments["model"] = "Less history than a monthly schedule needs: two test and two validation dates."
+        starter.config["model"] = {"split": {"test_dates": test}}
+        starter.comments["model"] = "Less history than a monthly schedule needs: two test dates."
 
 
 def _months(start: dt.date, end: dt.date) -> list[dt.date]:

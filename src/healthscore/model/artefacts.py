@@ -39,7 +39,15 @@ BINS = 10
 SHAP_ROWS, SHAP_METRICS, SEED = 2000, 12, 7
 DPI = 100
 ARTEFACTS = ("scorecard.csv", "scorecard.md", "comparison.csv", "comparison.md", "calibration.png", "lift_gain.png",
-             "shap_beeswarm.png", "tier_churn.png", "model_card.md")
+             "shap_beeswarm.png", "tier_churn.png", "contenders.csv", "backtest.csv", "backtest.png", "model_card.md")
+# backtest column: (display name, Markdown format)
+BACKTEST = {"as_of": ("as_of", "{}"), "rows": ("Rows", "{:,}"), "roc_auc": ("ROC-AUC", "{:.3f}"), "pr_auc": ("PR-AUC", "{:.3f}"),
+            "brier": ("Brier", "{:.4f}"), "ece": ("ECE", "{:.4f}"), "mean_predicted": ("Predicted churn", "{:.1%}"),
+            "churn_rate": ("Observed churn", "{:.1%}"), "top_decile_lift": ("Top-decile lift", "{:.2f}"),
+            "unhealthy_precision": ("Unhealthy: churn rate (precision)", "{:.1%}"),
+            "unhealthy_recall": ("Churners caught by unhealthy (recall)", "{:.1%}"),
+            "churn_rate_at_risk": ("At risk: churn rate", "{:.1%}"), "churn_rate_healthy": ("Healthy: churn rate", "{:.1%}"),
+            "tier_flip_rate": ("Changed tier since previous date", "{:.1%}")}
 
 
 def write_training_artefacts(result: TrainingResult, folder: Path, dataset_info: dict | None = None) -> dict[str, Path]:
@@ -62,6 +70,9 @@ def write_training_artefacts(result: TrainingResult, folder: Path, dataset_info:
     _save(_lift_gain_figure(result), paths["lift_gain.png"])
     _save(_beeswarm_figure(result), paths["shap_beeswarm.png"])
     _save(_tier_figure(tiers), paths["tier_churn.png"])
+    _write_csv(result.selection, paths["contenders.csv"])
+    _write_csv(result.backtest.figures, paths["backtest.csv"])
+    _save(_backtest_figure(result.backtest.figures), paths["backtest.png"])
     _write_text(_model_card(result, scorecard, tiers, info), paths["model_card.md"])
     return paths
 
@@ -119,8 +130,8 @@ def _comparison_markdown(result: TrainingResult) -> str:
 
 
 def _tier_outcomes(result: TrainingResult) -> pd.DataFrame:
-    """The model's frozen tiers on the test slice: how many rows fell in each and how many churned."""
-    tiers = result.model.tiers_
+    """The evaluated model's frozen tiers on the test slice: how many rows fell in each and how many churned."""
+    tiers = result.evaluated.tiers_
     assigned = pd.Series(tiers.assign(result.test[MODEL].to_numpy()), index=result.test.index)
     churned = result.test["churned"].astype(float)
     out = pd.DataFrame({
@@ -251,6 +262,37 @@ def _beeswarm_figure(result: TrainingResult) -> Figure:
     return fig
 
 
+def _backtest_figure(backtest: pd.DataFrame) -> Figure:
+    """Per backtest date: ROC-AUC, and predicted vs observed churn with the unhealthy tier's catch."""
+    fig = Figure(figsize=(10, 4), dpi=DPI, layout="constrained")
+    rank, level = fig.subplots(1, 2)
+    if backtest.empty:
+        for ax in (rank, level):
+            ax.text(0.5, 0.5, "no backtest: the data has no observation dates", ha="center", va="center")
+            ax.set_axis_off()
+        return fig
+    dates = backtest["as_of"].astype(str)
+    rank.plot(dates, backtest["roc_auc"], marker="o", label="ROC-AUC")
+    rank.plot(dates, backtest["unhealthy_recall"], marker="s", label="Churners caught by the unhealthy tier")
+    rank.set(ylim=(0, 1), title="Ranking on each date (model trained only on earlier data)", xlabel="as_of")
+    rank.legend(loc="lower left", fontsize=9)
+    level.plot(dates, backtest["mean_predicted"], marker="o", label="Predicted churn (mean)")
+    level.plot(dates, backtest["churn_rate"], marker="x", linestyle="--", color="black", label="Observed churn")
+    level.set(ylim=(0, 1.3 * max(backtest["churn_rate"].max(), backtest["mean_predicted"].max())),
+              title="Calibration in the large on each date", xlabel="as_of")
+    level.yaxis.set_major_formatter(lambda v, _pos: f"{v:.1%}")
+    level.legend(loc="lower left", fontsize=9)
+    return fig
+
+
+def backtest_markdown(backtest: pd.DataFrame) -> str:
+    if backtest.empty:
+        return "No backtest: the data has no observation dates to roll the origin over (a one-date snapshot)."
+    table = pd.DataFrame({name: [("n/a" if pd.isna(v) else fmt.format(v)) for v in backtest[code]]
+                          for code, (name, fmt) in BACKTEST.items()})
+    return _markdown(table)
+
+
 def _tier_figure(tiers: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(6.5, 4.5), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
@@ -276,7 +318,7 @@ def _model_card(result: TrainingResult, scorecard: pd.DataFrame, tiers: pd.DataF
     horizon = f"{info['horizon_days']} days" if info.get("horizon_days") else "the label horizon"
     categorical = sum(f.kind == "categorical" for f in model.features)
     baselines = " and ".join(f"{cmp.loc[n, 'roc_auc']:.3f} for the {result.labels[n].lower()}" for n in (LOGISTIC, SCORECARD) if n in cmp.index)
-    summary = result.split_summary
+    summary, check = result.split_summary, result.calibration_check
     dated = summary["first_as_of"].notna().any()
     slices = pd.DataFrame({
         "Slice": summary.index,
@@ -303,10 +345,15 @@ def _model_card(result: TrainingResult, scorecard: pd.DataFrame, tiers: pd.DataF
     return f"""# Model card: {result.config.registered_name}
 
 ## Model
-- LightGBM binary classifier of churn within {horizon} of an as_of date, on {len(model.features)} metrics ({categorical} categorical).
-- Best iteration {model.booster_.best_iteration} (early stopping on the validation slice; at most {params.max_rounds} rounds, learning rate {params.learning_rate}, {params.num_leaves} leaves).
-- Probability calibration: {model.calibrator_.method} (setting `{params.calibration}`), fitted on the validation slice.
+- {_family_text(result)} classifier of churn within {horizon} of an as_of date, on {len(model.features)} metrics ({categorical} categorical).
+- Chosen among {len(result.selection)} contenders by out-of-fold log loss on the development rows ({result.folds} cross-fitting folds{", date blocks with the purge gap" if dated else ", stratified by account"}); `contenders.csv` has them all:
+
+{_contenders_markdown(result.selection)}
+
+- Shipped: refitted on every labelled row ({summary.loc["shipped", "rows"]:,}){f" with {model.best_iteration_} boosting rounds (the folds' mean early-stopping round)" if model.family == "lightgbm" else ""}. The test figures below are those of the same settings fitted on the development rows only.
+- Probability calibration: {_calibration_text(model.calibrator_, params.calibration)}
 - Monotone constraints: {"on (a metric with a good direction can only move risk the expected way)" if params.monotone else "off"}.
+{_directions_text(result.directions)}
 
 ## Intended use
 Weekly or daily scoring of every active account's churn risk within {horizon}, shown as a 0-100 health score
@@ -327,7 +374,16 @@ The model's ROC-AUC is {cmp.loc[MODEL, "roc_auc"]:.3f}, against {baselines or "n
 
 {_comparison_markdown(result)}
 
+Calibration in the large on the test slice: {check["predicted"]:.2%} churn predicted, {check["observed"]:.2%} observed over {check["rows"]:,.0f} rows (z = {check["z"]:+.2f}; {"within" if abs(check["z"]) <= 2 else "outside"} the +-2 a correct level would show).
+
 See `comparison.csv`, `calibration.png` and `lift_gain.png`.
+
+## Backtest: how good is this score
+{_BACKTEST_HOW}
+
+{backtest_markdown(result.backtest.figures)}
+
+See `backtest.csv` and `backtest.png`.
 
 ## Health tiers
 {tier_rule}
@@ -346,7 +402,7 @@ See `tier_churn.png`.
 All weights, by family: `scorecard.md`; their spread per account: `shap_beeswarm.png`.
 
 ## Limits
-- Calibrated on the validation slice: probabilities hold for accounts like those in it; recalibrate when the base changes.
+- Calibrated on out-of-fold predictions of the labelled history: probabilities hold for accounts like those in it; recalibrate when the base changes.
 - The weights and reasons are associations learned from history, not causes: raising a metric does not by itself lower churn.
 - Drift: product changes, pricing or a new customer mix change what predicts churn; watch calibration and retrain.
 - Segments, plans or sizes not seen in training get a score, but one with no evidence behind it.
@@ -365,6 +421,52 @@ def _scale_text(model, horizon: str) -> str:
             f"{scale.healthy_from:g} (healthy from) for every model, and each metric's points are its exact log-odds "
             f"contribution times {scale.factor:.2f}, so they add up to the score; scores beyond 0 and 100 are clipped.\n\n"
             f"{_markdown(rows)}")
+
+
+_BACKTEST_HOW = (
+    "For each of the latest labelled dates, the chosen family and settings were fitted and calibrated only on rows whose "
+    "label horizon had closed before that date, then scored that date's accounts: what this score would have told a "
+    "CSM each month, and what happened. Tiers are each date's model's own; \"changed tier\" counts accounts scored on "
+    "both consecutive dates."
+)
+
+
+def _family_text(result: TrainingResult) -> str:
+    model = result.model
+    if model.family == "logistic":
+        held = f"; held at zero against their good direction: {', '.join(model.linear_.held)}" if model.linear_.held else ""
+        return f"Regularised logistic regression (L2, C={model.linear_.C:g}; log1p on skewed counts, one-hot categories{held})"
+    p = model.params
+    return (f"LightGBM ({p.num_leaves} leaves, at least {p.min_data_in_leaf} rows per leaf, L2 {p.lambda_l2:g}, "
+            f"learning rate {p.learning_rate})")
+
+
+def _contenders_markdown(selection: pd.DataFrame) -> str:
+    return _markdown(pd.DataFrame({
+        "Contender": selection.index,
+        "Out-of-fold log loss": selection["oof_log_loss"].map("{:.4f}".format),
+        "Out-of-fold ROC-AUC": selection["oof_roc_auc"].map("{:.3f}".format),
+        "Rounds": selection["rounds"].astype(str),
+        "Chosen": selection["chosen"].map({True: "yes", False: ""}),
+    }))
+
+
+def _calibration_text(calibrator, setting: str) -> str:
+    scores = ", ".join(f"{m} {v:.4f}" for m, v in calibrator.cv_log_loss.items())
+    how = f"chosen by cross-validated log loss ({scores})" if scores else f"as set (`{setting}`)"
+    return (f"{calibrator.method}, {how}, fitted on {calibrator.rows:,} out-of-fold predictions. Bounded to "
+            f"[{calibrator.low:.2g}, {calibrator.high:.6g}]: 0.5 / (rows + 1), what the data would say had none of "
+            "its rows churned, so no account is ever called certain.")
+
+
+def _directions_text(directions: pd.DataFrame) -> str:
+    inferred = directions[directions["source"] != "stated"]
+    if inferred.empty:
+        return ""
+    rows = pd.DataFrame({"Metric": inferred["label"], "Spearman rho": inferred["spearman_rho"].map("{:+.3f}".format),
+                         "Good direction": inferred["good_direction"].map(DIRECTION_TEXT), "Source": inferred["source"]})
+    return ("- Good directions not stated by the data, inferred from the development rows (overridable in the settings, "
+            f"`model.directions`):\n\n{_markdown(rows)}\n")
 
 
 def _prob(p: float) -> str:

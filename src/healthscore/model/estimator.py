@@ -1,9 +1,11 @@
-"""`HealthModel`: LightGBM churn classifier + calibration + frozen tiers, in scikit-learn style.
+"""`HealthModel`: a churn classifier (LightGBM, or a logistic regression when that family wins)
++ calibration + frozen tiers, in scikit-learn style.
 
 The only way into a fitted model: other modules ask it for probabilities, scores, tiers and
 exact per-metric contributions, never for its booster or calibrator. Saved as plain files that
-load without unpickling anything: the booster as LightGBM text and everything else (feature
-specs, categories, calibration, tier cut-offs, the reference population, provenance) as JSON.
+load without unpickling anything: a booster as LightGBM text, a logistic regression's
+coefficients and everything else (feature specs, categories, calibration, tier cut-offs, the
+reference population, provenance) as JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from healthscore.dataset import FeatureSpec
 from healthscore.errors import ModelIntegrityError, ModelNotFound
 from healthscore.io import atomic_path
 from healthscore.model.calibration import Calibrator
+from healthscore.model.linear import LinearModel
 from healthscore.model.tiers import Tiers, freeze_model_tiers
 from healthscore.settings import ModelParams, TierPolicy
 
@@ -30,6 +33,7 @@ MODEL_FILE = "model.json"
 MANIFEST_FILE = "manifest.json"  # SHA-256 of the two files above, checked at every load
 QUANTILES = np.linspace(0, 1, 101)
 PROBABILITY_QUANTILES = np.linspace(0, 1, 1001)
+FAMILIES = ("lightgbm", "logistic")
 
 
 class FeatureDistribution(BaseModel):
@@ -58,12 +62,14 @@ class Provenance(BaseModel):
     model_name: str = ""
     run_id: str = ""
     trained_on: dict[str, list[str]] = {}  # slice -> [first as_of, last as_of]
+    trained_until: str | None = None  # the last as_of whose rows the shipped model learned from
     test_metrics: dict[str, float] = {}
     horizon_days: int | None = None  # the churn label's horizon: what the probability is of
+    backtest: list[dict[str, float | str | None]] = []  # one row per backtest date (see model.backtest)
 
 
 class HealthModel:
-    """Calibrated LightGBM churn model with frozen tiers.
+    """Calibrated churn model with frozen tiers.
 
     Parameters
     ----------
@@ -71,10 +77,14 @@ class HealthModel:
         The metrics, in the order the booster sees them.
     params : ModelParams
     tier_policy : TierPolicy
+    family : "lightgbm" or "logistic"
 
     Attributes
     ----------
     booster_ : lightgbm.Booster
+        The lightgbm family's trees.
+    linear_ : LinearModel
+        The logistic family's coefficients.
     calibrator_ : Calibrator
         Log-odds -> calibrated churn probability.
     categories_ : dict of str to list of str
@@ -84,32 +94,26 @@ class HealthModel:
     reference_ : Reference
     provenance_ : Provenance
     best_iteration_ : int
+        Boosting rounds (0 for the logistic family).
     """
 
-    def __init__(self, features: list[FeatureSpec], params: ModelParams | None = None, tier_policy: TierPolicy | None = None):
+    def __init__(self, features: list[FeatureSpec], params: ModelParams | None = None, tier_policy: TierPolicy | None = None,
+                 family: str = "lightgbm"):
+        if family not in FAMILIES:
+            raise ValueError(f"unknown model family {family!r}; one of {FAMILIES}")
         self.features = features
         self.params = params or ModelParams()
         self.tier_policy = tier_policy or TierPolicy()
+        self.family = family
 
     # --- fitting -------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y, X_valid: pd.DataFrame, y_valid) -> HealthModel:
-        """Fit on a training slice, with a validation slice for early stopping and calibration."""
-        params = self.params
-        self.categories_ = {
-            f.code: sorted(X[f.code].dropna().astype(str).unique().tolist()) for f in self.features if f.kind == "categorical"
-        }
-        monotone = [self._direction(f) if params.monotone else 0 for f in self.features]
-        train = lgb.Dataset(self.matrix(X), np.asarray(y, dtype=float), categorical_feature=list(self.categories_) or "auto")
-        valid = lgb.Dataset(self.matrix(X_valid), np.asarray(y_valid, dtype=float), reference=train)
-        self.booster_ = lgb.train(
-            params.lightgbm(monotone),
-            train,
-            num_boost_round=params.max_rounds,
-            valid_sets=[valid],
-            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
-        )
-        self.best_iteration_ = self.booster_.best_iteration
-        self.calibrator_ = Calibrator.fit(self.log_odds(X_valid), y_valid, params.calibration)
+    def fit(self, X: pd.DataFrame, y, X_valid: pd.DataFrame | None = None, y_valid=None,
+            calibrator: Calibrator | None = None) -> HealthModel:
+        """Fit on `X`, then calibrate: with `calibrator` (fitted on out-of-fold predictions by the
+        caller), else on the validation slice. A LightGBM model early-stops on the validation
+        slice, or without one runs `params.max_rounds` rounds."""
+        self.fit_scorer(X, y, X_valid, y_valid)
+        self.calibrator_ = calibrator or Calibrator.fit(self.log_odds(X_valid), y_valid, self.params.calibration, self.params.seed)
         reference_z = self.log_odds(X)
         reference_p = self.probability(reference_z)
         self.tiers_ = freeze_model_tiers(self.tier_policy, reference_z, self.probability)
@@ -121,8 +125,28 @@ class HealthModel:
         self.provenance_ = Provenance()
         return self
 
+    def fit_scorer(self, X: pd.DataFrame, y, X_valid: pd.DataFrame | None = None, y_valid=None) -> HealthModel:
+        """Fit the log-odds only (no calibration, tiers or reference): what a cross-fitting fold needs."""
+        params = self.params
+        self.categories_ = {
+            f.code: sorted(X[f.code].dropna().astype(str).unique().tolist()) for f in self.features if f.kind == "categorical"
+        }
+        signs = {f.code: self._direction(f) if params.monotone else 0 for f in self.features}
+        if self.family == "logistic":
+            self.linear_ = LinearModel.fit(self.features, self.matrix(X), y, signs)
+            self.best_iteration_ = 0
+            return self
+        train = lgb.Dataset(self.matrix(X), np.asarray(y, dtype=float), categorical_feature=list(self.categories_) or "auto")
+        stopping = {}
+        if X_valid is not None:
+            stopping = {"valid_sets": [lgb.Dataset(self.matrix(X_valid), np.asarray(y_valid, dtype=float), reference=train)],
+                        "callbacks": [lgb.early_stopping(params.early_stopping_rounds, verbose=False)]}
+        self.booster_ = lgb.train(params.lightgbm(list(signs.values())), train, num_boost_round=params.max_rounds, **stopping)
+        self.best_iteration_ = self.booster_.best_iteration or self.booster_.current_iteration()
+        return self
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "booster_"):
+        if not hasattr(self, "booster_" if self.family == "lightgbm" else "linear_"):
             raise NotFittedError("this HealthModel is not fitted: call fit() or HealthModel.load() first")
 
     @staticmethod
@@ -148,23 +172,31 @@ class HealthModel:
 
     # --- predicting ----------------------------------------------------------------------------
     def log_odds(self, X: pd.DataFrame) -> np.ndarray:
-        """The booster's raw margin: the scale TreeSHAP contributions add up on."""
+        """The model's raw margin: the scale the contributions add up on."""
         self._check_fitted()
+        if self.family == "logistic":
+            return self.linear_.log_odds(self.matrix(X))
         return self.booster_.predict(self.matrix(X), raw_score=True)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         """Exact TreeSHAP contributions to the log-odds, shape (n_samples, n_features + 1): one
         column per feature in `features` order, the last the expected value; rows add up to
-        `log_odds(X)`. The one SHAP engine of the package (reasons, weights, plots)."""
+        `log_odds(X)`. The one SHAP engine of the package (reasons, weights, plots); linear SHAP
+        (exact too) for the logistic family."""
         self._check_fitted()
+        if self.family == "logistic":
+            return self.linear_.contributions(self.matrix(X), [f.code for f in self.features])
         return self._explainers()[0].contributions(self.matrix(X))
 
     def change_contributions(self, X: pd.DataFrame, reference: pd.DataFrame) -> np.ndarray:
         """Exact attribution of the log-odds move from each `reference` row to its `X` row (paired by
         position), shape (n_samples, n_features): baseline Shapley values with the reference as
         the single background row. They add up to the move, are 0 for a metric whose value did not
-        change, and under a monotone constraint have the sign of the metric's move."""
+        change, and under a monotone constraint have the sign of the metric's move. (For the
+        logistic family the difference of the two rows' linear contributions is exactly that.)"""
         self._check_fitted()
+        if self.family == "logistic":
+            return self.contributions(X)[:, :-1] - self.contributions(reference)[:, :-1]
         return self._explainers()[1].attributions(self.matrix(X), self.matrix(reference))
 
     def _explainers(self):
@@ -233,10 +265,13 @@ class HealthModel:
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / BOOSTER_FILE) as tmp:
-            self.booster_.save_model(str(tmp))
+        if self.family == "lightgbm":
+            with atomic_path(folder / BOOSTER_FILE) as tmp:
+                self.booster_.save_model(str(tmp))
         state = {
-            "format_version": 2,  # 2: the score scale, the manifest
+            "format_version": 2,  # 2: the score scale, the manifest, the family
+            "family": self.family,
+            **({"linear": self.linear_.model_dump()} if self.family == "logistic" else {}),
             "features": [f.model_dump() for f in self.features],
             "categories": self.categories_,
             "params": self.params.model_dump(),
@@ -250,13 +285,14 @@ class HealthModel:
         with atomic_path(folder / MODEL_FILE) as tmp:
             tmp.write_text(json.dumps(state, indent=1))
         with atomic_path(folder / MANIFEST_FILE) as tmp:
-            tmp.write_text(json.dumps({name: _sha256(folder / name) for name in (BOOSTER_FILE, MODEL_FILE)}, indent=1))
+            files = [MODEL_FILE] + ([BOOSTER_FILE] if self.family == "lightgbm" else [])
+            tmp.write_text(json.dumps({name: _sha256(folder / name) for name in files}, indent=1))
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> HealthModel:
         folder = Path(folder)
-        _check_manifest(folder)
+        checked = _check_manifest(folder)
         try:
             state = json.loads((folder / MODEL_FILE).read_text())
         except (OSError, ValueError) as exc:
@@ -265,9 +301,15 @@ class HealthModel:
             [FeatureSpec.model_validate(f) for f in state["features"]],
             ModelParams.model_validate(state["params"]),
             TierPolicy.model_validate(state["tier_policy"]),
+            state.get("family", "lightgbm"),
         )
         model.categories_ = state["categories"]
-        model.booster_ = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
+        if model.family == "logistic":
+            model.linear_ = LinearModel.model_validate(state["linear"])
+        else:
+            if BOOSTER_FILE not in checked:
+                raise ModelIntegrityError(f"{folder}: {BOOSTER_FILE} is not in the model's manifest; not loaded")
+            model.booster_ = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
         model.best_iteration_ = state["best_iteration"]
         model.calibrator_ = Calibrator.model_validate(state["calibration"])
         model.tiers_ = Tiers.model_validate(state["tiers"])
@@ -275,7 +317,8 @@ class HealthModel:
         model.provenance_ = Provenance.model_validate({k: v for k, v in state.items() if k not in cls._STATE_KEYS})
         return model
 
-    _STATE_KEYS = {"format_version", "features", "categories", "params", "tier_policy", "best_iteration", "calibration", "tiers", "reference"}
+    _STATE_KEYS = {"format_version", "family", "linear", "features", "categories", "params", "tier_policy", "best_iteration",
+                   "calibration", "tiers", "reference"}
 
 
 def _distribution(values: pd.Series, kind: str) -> FeatureDistribution:
@@ -296,7 +339,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_manifest(folder: Path) -> None:
+def _check_manifest(folder: Path) -> set[str]:
     """Refuse a saved model whose files are not the ones it was saved with: an edited booster
     would score silently wrong, and a corrupt one could take LightGBM down with it."""
     manifest = folder / MANIFEST_FILE
@@ -307,10 +350,13 @@ def _check_manifest(folder: Path) -> None:
         expected = json.loads(manifest.read_text())
     except ValueError:
         raise ModelIntegrityError(f"{manifest}: not a valid manifest") from None
-    for name in (BOOSTER_FILE, MODEL_FILE):
-        path = folder / name
+    if not isinstance(expected, dict) or MODEL_FILE not in expected:
+        raise ModelIntegrityError(f"{manifest}: lists no {MODEL_FILE}")
+    for name, digest in expected.items():
+        path = folder / str(name)
         if not path.is_file():
             raise ModelNotFound(f"{path}: missing from the saved model")
-        if _sha256(path) != expected.get(name):
+        if _sha256(path) != digest:
             raise ModelIntegrityError(f"{path}: SHA-256 differs from the model's manifest: the file was changed after the model "
                                       "was saved; not loaded")
+    return set(expected)

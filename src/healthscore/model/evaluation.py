@@ -48,3 +48,35 @@ def evaluate(y, p, tiers=None) -> dict[str, float]:
 def comparison_table(results: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Contenders as rows, metrics as columns, in the order given."""
     return pd.DataFrame.from_dict(results, orient="index")
+
+
+def calibration_in_the_large(y, p) -> dict[str, float]:
+    """Observed vs mean predicted churn, and the z-score of their gap (binomial, the rows
+    independent): |z| > 2 says the level of the probabilities has moved."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    spread = float(np.sqrt(np.sum(p * (1 - p))))
+    return {"observed": float(y.mean()), "predicted": float(p.mean()), "rows": float(len(y)),
+            "z": float((y.sum() - p.sum()) / spread) if spread > 0 else float("nan")}
+
+
+def paired_auc_difference(y, p_new, p_old, resamples: int = 1000, seed: int = 7) -> dict[str, float]:
+    """ROC-AUC of `p_new` minus that of `p_old` on the same rows, with a 95% paired bootstrap
+    interval (rows resampled with replacement, both scores on the same resample)."""
+    y = np.asarray(y, dtype=int)
+    weights = np.random.default_rng(seed).multinomial(len(y), np.full(len(y), 1 / len(y)), size=resamples)
+    diffs = _weighted_auc(y, np.asarray(p_new, float), weights) - _weighted_auc(y, np.asarray(p_old, float), weights)
+    low, high = np.nanquantile(diffs, [0.025, 0.975])
+    return {"difference": float(roc_auc_score(y, p_new) - roc_auc_score(y, p_old)), "low": float(low), "high": float(high),
+            "resamples": float(resamples)}
+
+
+def _weighted_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC of every row of `weights` (counts per row of y, p) at once, ties counted half."""
+    order = np.argsort(p, kind="stable")
+    p, y, weights = p[order], y[order], weights[:, order]
+    starts = np.flatnonzero(np.r_[True, np.diff(p) != 0])
+    pos = np.add.reduceat(weights * y, starts, axis=1).astype(float)
+    neg = np.add.reduceat(weights * (1 - y), starts, axis=1).astype(float)
+    below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))

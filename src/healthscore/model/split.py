@@ -1,10 +1,11 @@
-"""Train / validation / test slices that respect time, so the test measures the future.
+"""The outer split: a test slice that no step of training sees, and the development rows before it.
 
-With observation dates, the latest labelled dates are the test slice, the ones before it the
-validation slice (early stopping, calibration) and the rest training. With `purge`, a slice only
-uses dates whose label horizon has closed before the next slice starts: otherwise training
-labels would already know churn that happens during the test period.
-Without dates (a plain snapshot table), a stratified split by account with a fixed seed.
+With observation dates, the latest labelled dates are the test slice and every earlier date
+whose label horizon has closed before the test starts (with `purge`) is development: otherwise
+development labels would already know churn that happens during the test period. Without dates
+(a plain snapshot table), a stratified share of accounts with a fixed seed is the test slice.
+The development rows are then cross-fitted (`crossfit`), and the shipped model is refitted on
+every labelled row.
 """
 
 from __future__ import annotations
@@ -20,22 +21,22 @@ from healthscore.dataset import Dataset
 from healthscore.errors import SplitError
 from healthscore.settings import SplitConfig
 
-SLICES = ("train", "valid", "test")
+SLICES = ("develop", "test", "shipped")  # shipped: every labelled row, what the registered model learned from
 
 
 @dataclass
 class Split:
-    train: pd.Index
-    valid: pd.Index
+    develop: pd.Index
     test: pd.Index
     dates: dict[str, list[dt.date]]  # empty for a dateless snapshot
 
     def summary(self, dataset: Dataset) -> pd.DataFrame:
         """Rows, churn rate and date range of each slice."""
-        label = dataset.frame[dataset.spec.label_column].astype(float)
+        labelled = dataset.labelled
+        label = labelled[dataset.spec.label_column].astype(float)
         rows = []
         for name in SLICES:
-            idx = getattr(self, name)
+            idx = labelled.index if name == "shipped" else getattr(self, name)
             dates = self.dates.get(name, [])
             rows.append({"slice": name, "rows": len(idx), "churn_rate": float(label.loc[idx].mean()),
                          "first_as_of": min(dates) if dates else None, "last_as_of": max(dates) if dates else None})
@@ -45,31 +46,39 @@ class Split:
 def split_dataset(dataset: Dataset, config: SplitConfig | None = None) -> Split:
     config = config or SplitConfig()
     frame, spec = dataset.labelled, dataset.spec
-    if spec.as_of_column and frame[spec.as_of_column].nunique() > 1:
+    if is_dated(dataset):
         return _by_time(frame[spec.as_of_column], spec.horizon_days or 0, config)
     return _stratified(frame[spec.id_column], frame[spec.label_column].astype(int), config)
 
 
+def is_dated(dataset: Dataset) -> bool:
+    spec = dataset.spec
+    return bool(spec.as_of_column) and dataset.labelled[spec.as_of_column].nunique() > 1
+
+
+def purge_gap(horizon_days: int | None, config: SplitConfig) -> dt.timedelta:
+    return dt.timedelta(days=(horizon_days or 0) if config.purge else 0)
+
+
 def _by_time(as_of: pd.Series, horizon: int, config: SplitConfig) -> Split:
     dates = sorted(as_of.unique())
-    gap = dt.timedelta(days=horizon if config.purge else 0)
+    gap = purge_gap(horizon, config)
     test = dates[-config.test_dates:]
-    before_test = [d for d in dates if d + gap <= test[0] and d < test[0]]
-    valid = before_test[-config.valid_dates:]
-    train = [d for d in before_test if valid and d + gap <= valid[0] and d < valid[0]]
-    if not valid or not train:
+    develop = [d for d in dates if d + gap <= test[0] and d < test[0]]
+    if len(develop) < config.folds:
         raise SplitError(
-            f"{len(dates)} labelled as_of dates ({dates[0]} .. {dates[-1]}) are too few for {config.test_dates} test and "
-            f"{config.valid_dates} validation dates with a {gap.days}-day purge; lower model.split.test_dates/valid_dates"
+            f"{len(dates)} labelled as_of dates ({dates[0]} .. {dates[-1]}) are too few for {config.test_dates} test dates, "
+            f"a {gap.days}-day purge and {config.folds} cross-fitting folds of earlier dates; "
+            "lower model.split.test_dates or model.split.folds"
         )
     pick = lambda ds: as_of.index[as_of.isin(ds)]  # noqa: E731
-    return Split(pick(train), pick(valid), pick(test), {"train": train, "valid": valid, "test": test})
+    return Split(pick(develop), pick(test), {"develop": develop, "test": test, "shipped": dates})
 
 
 def _stratified(ids: pd.Series, y: pd.Series, config: SplitConfig) -> Split:
-    """60/20/20 by account, stratified on the label: an account never spans two slices."""
-    folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=config.seed)
-    fold = np.empty(len(y), dtype=int)
-    for i, (_, test_idx) in enumerate(folds.split(np.zeros(len(y)), y, groups=ids)):
-        fold[test_idx] = i
-    return Split(y.index[fold >= 2], y.index[fold == 1], y.index[fold == 0], {})
+    """A stratified share of accounts as the test slice: an account never spans both slices."""
+    folds = StratifiedGroupKFold(n_splits=max(2, round(1 / config.test_share)), shuffle=True, random_state=config.seed)
+    _, test_idx = next(folds.split(np.zeros(len(y)), y, groups=ids))
+    test = np.zeros(len(y), dtype=bool)
+    test[test_idx] = True
+    return Split(y.index[~test], y.index[test], {})

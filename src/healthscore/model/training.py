@@ -1,10 +1,13 @@
 """The data scientist's loop, step one: train on history and prove the model on the future.
 
-`train` fits the calibrated LightGBM model and its two baselines on the same time-ordered
-slices, scores all of them (plus any extra contender the caller brings, such as the demo's true
-probabilities) on the same test slice, and turns the model's SHAP values into the learned
-weights of each metric. `TrainingResult.check_quality` is the gate a model must pass before it
-may be registered.
+`train` sets the test slice aside (the latest dates, or a share of accounts), cross-fits every
+contender (LightGBM at a few capacities, a regularised logistic regression) on the development
+rows before it, and picks the one with the lowest out-of-fold log loss. That model, calibrated
+on its out-of-fold predictions, is scored on the test slice beside the baselines (plus any extra
+contender the caller brings, such as the demo's true probabilities); the model that ships is the
+same family and settings refitted on every labelled row. A rolling-origin backtest then shows
+how the score would have done on each of the latest dates. `TrainingResult.check_quality` is the
+gate a model must pass before it may be registered.
 """
 
 from __future__ import annotations
@@ -15,18 +18,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from healthscore.dataset import Dataset
 from healthscore.errors import ModelQualityError
+from healthscore.model.backtest import Backtest, backtest
 from healthscore.model.baselines import LogisticBaseline, ScorecardBaseline
+from healthscore.model.calibration import Calibrator
+from healthscore.model.crossfit import contenders, cross_fit, fit_crossfitted, make_folds
+from healthscore.model.directions import resolve_directions
 from healthscore.model.estimator import HealthModel
-from healthscore.model.evaluation import comparison_table, evaluate
-from healthscore.model.split import Split, split_dataset
+from healthscore.model.evaluation import calibration_in_the_large, comparison_table, evaluate, paired_auc_difference
+from healthscore.model.split import Split, is_dated, purge_gap, split_dataset
 from healthscore.model.tiers import freeze_tiers
 from healthscore.settings import TrainingConfig
 
-MODEL, LOGISTIC, SCORECARD = "lightgbm_calibrated", "logistic_regression", "hand_weighted_scorecard"
-LABELS = {MODEL: "LightGBM (calibrated)", LOGISTIC: "Logistic regression", SCORECARD: "Hand-weighted scorecard"}
+MODEL, LOGISTIC, SCORECARD = "health_model", "logistic_regression", "hand_weighted_scorecard"
+LABELS = {MODEL: "Health model (calibrated)", LOGISTIC: "Logistic regression", SCORECARD: "Hand-weighted scorecard"}
 
 
 @dataclass(frozen=True)
@@ -42,22 +50,31 @@ class ExtraContender:
 
 @dataclass
 class TrainingResult:
-    model: HealthModel
+    model: HealthModel  # what ships: the chosen family and settings refitted on every labelled row
+    evaluated: HealthModel  # the same, fitted on the development rows only: the test figures are its
     split: Split
     split_summary: pd.DataFrame
     comparison: pd.DataFrame  # contenders x metrics, all on the test slice
+    selection: pd.DataFrame  # every cross-fitted contender: out-of-fold log loss and ROC-AUC, rounds, chosen
+    directions: pd.DataFrame  # each metric's good direction and where it came from
+    calibration_check: dict[str, float]  # calibration-in-the-large on the test slice (the latest dates)
+    backtest: Backtest  # rolling origin over the latest dates (empty without dates)
     scorecard: pd.DataFrame  # the learned weights
     test: pd.DataFrame  # test rows: keys, features, label, and every contender's churn probability
     dataset_digest: str
     config: TrainingConfig
     labels: dict[str, str]  # contender -> its name in tables and plots
+    folds: int = 0  # cross-fitting folds used (a short history may get fewer than the settings ask)
+    gate: dict[str, float] = field(default_factory=dict)  # the model's test ROC-AUC minus the logistic regression's, 95% interval
 
     def check_quality(self) -> None:
-        model, logistic = self.comparison.loc[MODEL, "roc_auc"], self.comparison.loc[LOGISTIC, "roc_auc"]
-        if model < logistic:
+        """The model may not ship if it is worse than the logistic regression beyond the noise of
+        the test slice (the upper end of the paired bootstrap interval below zero)."""
+        if self.gate["high"] < 0:
             raise ModelQualityError(
-                f"the model's test ROC-AUC {model:.4f} is below the logistic regression's {logistic:.4f}: "
-                "more history, other metrics or other model settings are needed before this model can be trusted"
+                f"the model's test ROC-AUC is {-self.gate['difference']:.4f} below the logistic regression's "
+                f"(95% interval of the difference {self.gate['low']:+.4f} .. {self.gate['high']:+.4f}): more history, "
+                "other metrics or other model settings are needed before this model can be trusted"
             )
 
 
@@ -67,59 +84,85 @@ def dataset_digest(frame: pd.DataFrame) -> str:
 
 
 def learned_weights(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
-    """Each metric's share of the mean |SHAP| (exact TreeSHAP on the log-odds), summing to 100."""
+    """Each metric's share of the mean |SHAP| (exact, on the log-odds), summing to 100."""
     contrib = model.contributions(X)[:, :-1]
     mean_abs = np.abs(contrib).mean(axis=0)
     rows = [
         {"metric": f.code, "label": f.label, "family": f.family, "good_direction": f.good_direction,
-         "mean_abs_shap": float(v), "weight_pct": float(100 * v / mean_abs.sum())}
+         "mean_abs_shap": float(v), "weight_pct": float(100 * v / mean_abs.sum()) if mean_abs.sum() else 0.0}
         for f, v in zip(model.features, mean_abs)
     ]
     return pd.DataFrame(rows).sort_values("weight_pct", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def train(dataset: Dataset, config: TrainingConfig | None = None, extra: list[ExtraContender] = ()) -> TrainingResult:
-    """Fit, calibrate, compare with the baselines (and `extra` contenders) on the test slice, and
-    explain the weights."""
+    """Cross-fit and choose, calibrate, compare with the baselines (and `extra` contenders) on
+    the test slice, refit on every labelled row, backtest, and explain the weights."""
     config = config or TrainingConfig()
+    # BLAS threads, like LightGBM's, cost more than they save on matrices this size (settings: threads)
+    with threadpool_limits(limits=config.params.threads or None):
+        return _train(dataset, config, list(extra))
+
+
+def _train(dataset: Dataset, config: TrainingConfig, extra: list[ExtraContender]) -> TrainingResult:
     spec = dataset.spec
     frame = dataset.labelled
     split = split_dataset(dataset, config.split)
     y = frame[spec.label_column].astype(int)
-    parts = {name: (frame.loc[getattr(split, name)], y.loc[getattr(split, name)]) for name in ("train", "valid", "test")}
-    (X_tr, y_tr), (X_va, y_va), (X_te, y_te) = parts["train"], parts["valid"], parts["test"]
+    X_dev, y_dev = frame.loc[split.develop], y.loc[split.develop].to_numpy()
+    X_te, y_te = frame.loc[split.test], y.loc[split.test].to_numpy()
+    features, directions = resolve_directions(spec.features, X_dev, y_dev, config)
+    gap = purge_gap(spec.horizon_days, config.split)
+    folds = make_folds(X_dev, spec, config.split.folds, gap, config.split.seed, is_dated(dataset))
 
-    model = HealthModel(spec.features, config.params, config.tiers).fit(X_tr, y_tr, X_va, y_va)
-    logistic = LogisticBaseline(spec.features).fit(X_tr, y_tr)
-    scorecard = ScorecardBaseline(spec.features).fit(X_tr, y_tr, X_va, y_va)
-    contenders = {MODEL: model.predict_proba, LOGISTIC: logistic.predict_proba, SCORECARD: scorecard.predict_proba}
+    fits = [cross_fit(c, features, X_dev, y_dev, folds) for c in contenders(config.params)]
+    selection = pd.DataFrame([f.summary(y_dev) for f in fits]).set_index("contender")
+    best = fits[int(np.argmin(selection["oof_log_loss"]))]
+    selection["chosen"] = selection.index == best.contender.name
+    evaluated, _ = fit_crossfitted(best.contender, features, config.tiers, X_dev, y_dev, folds, best)
 
+    logistic = LogisticBaseline(features).fit(X_dev, y_dev)
+    scorecard = ScorecardBaseline(features).fit(X_dev, y_dev, X_dev, y_dev)
+    predictors = {MODEL: evaluated.predict_proba, LOGISTIC: logistic.predict_proba, SCORECARD: scorecard.predict_proba}
     keys = [spec.id_column] + ([spec.as_of_column] if spec.as_of_column else [])
     test = X_te[keys + spec.feature_codes].copy()
-    test["churned"] = y_te.to_numpy()
+    test["churned"] = y_te
     results = {}
-    for name, predict in contenders.items():
+    for name, predict in predictors.items():
         test[name] = predict(X_te)[:, 1]
-        # each contender's tiers are cut on its own training predictions; the model froze its own in fit
-        cuts = model.tiers_ if name == MODEL else freeze_tiers(config.tiers, predict(X_tr)[:, 1])
+        # each contender's tiers are cut on its own development predictions; the model froze its own in fit
+        cuts = evaluated.tiers_ if name == MODEL else freeze_tiers(config.tiers, predict(X_dev)[:, 1])
         results[name] = evaluate(y_te, test[name], cuts.assign(test[name]))
     for contender in extra:
         p = contender.predict(X_te)
         if p is None:
             continue
         test[contender.name] = p
-        on_train = contender.predict(X_tr)
-        tiers = freeze_tiers(config.tiers, on_train).assign(p) if on_train is not None else None
+        on_dev = contender.predict(X_dev)
+        tiers = freeze_tiers(config.tiers, on_dev).assign(p) if on_dev is not None else None
         results[contender.name] = evaluate(y_te, p, tiers)
+
+    # The shipped model learns from every labelled row; its calibrator from every prediction made
+    # on rows the predicting model never saw (the folds' on development, the evaluated model's on test).
+    calibrator = Calibrator.fit(np.r_[best.log_odds, evaluated.log_odds(X_te)], np.r_[y_dev, y_te],
+                                config.params.calibration, config.params.seed)
+    model = best.contender.model(features, config.tiers, best.rounds).fit(frame, y.to_numpy(), calibrator=calibrator)
 
     return TrainingResult(
         model=model,
+        evaluated=evaluated,
         split=split,
         split_summary=split.summary(dataset),
         comparison=comparison_table(results),
+        selection=selection,
+        directions=directions,
+        calibration_check=calibration_in_the_large(y_te, test[MODEL]),
+        backtest=backtest(dataset, features, best.contender, config, best.rounds or None) if is_dated(dataset) else Backtest(),
         scorecard=learned_weights(model, X_te),
         test=test,
         dataset_digest=dataset_digest(dataset.frame),
         config=config,
-        labels=LABELS | {c.name: c.label for c in extra},
+        folds=len(folds),
+        labels=LABELS | {MODEL: f"Health model ({best.contender.name}, calibrated)"} | {c.name: c.label for c in extra},
+        gate=paired_auc_difference(y_te, test[MODEL], test[LOGISTIC], seed=config.split.seed),
     )

@@ -61,12 +61,23 @@ def _log_run(result: TrainingResult, dataset: Dataset, artefacts: Path) -> None:
     mlflow.log_params({
         "dataset.digest": result.dataset_digest, "dataset.origin": spec.origin, "dataset.features": len(spec.features),
         "dataset.horizon_days": spec.horizon_days, "model.best_iteration": result.model.best_iteration_,
-        "model.calibration": result.model.calibrator_.method,
+        "model.calibration": result.model.calibrator_.method, "model.family": result.model.family,
+        "model.contender": result.selection.index[result.selection["chosen"]][0],
         **{f"split.{s}.{k}": summary.loc[s, k] for s in summary.index for k in ("rows", "first_as_of", "last_as_of")},
     })
     mlflow.log_metrics({f"split.{s}.churn_rate": float(summary.loc[s, "churn_rate"]) for s in summary.index})
     for contender, row in result.comparison.iterrows():
         mlflow.log_metrics({f"{contender}.{k}": float(v) for k, v in row.items() if pd.notna(v)})
+    for contender, row in result.selection.iterrows():
+        mlflow.log_metrics({f"contender.{contender}.{k}": float(row[k]) for k in ("oof_log_loss", "oof_roc_auc")})
+    mlflow.log_metrics({f"calibration_in_the_large.{k}": v for k, v in result.calibration_check.items()}
+                       | {f"gate.auc_vs_logistic.{k}": v for k, v in result.gate.items()})
+    # one step per backtest date, in date order: MLflow draws each figure as a line over the dates
+    figures = result.backtest.figures
+    for step, row in enumerate(figures.to_dict("records")):
+        mlflow.log_metrics({f"backtest.{k}": float(v) for k, v in row.items() if k != "as_of" and pd.notna(v)}, step=step)
+    if len(figures):
+        mlflow.log_param("backtest.dates", ",".join(str(d) for d in figures["as_of"]))
     mlflow.log_artifacts(str(artefacts), artifact_path="report")
     if dataset.coverage is not None:  # the metric QA of the data it learned from
         mlflow.log_text(dataset.coverage.to_csv(index=False), "report/coverage.csv")
@@ -102,7 +113,10 @@ def log_training(result: TrainingResult, dataset: Dataset, artefacts: Path, name
             saved = result.model.save(Path(tmp) / "health_model", Provenance(
                 model_name=name, run_id=run.info.run_id, horizon_days=spec.horizon_days,
                 trained_on={s: [str(summary.loc[s, "first_as_of"]), str(summary.loc[s, "last_as_of"])] for s in summary.index},
+                trained_until=None if pd.isna(summary.loc["shipped", "last_as_of"]) else str(summary.loc["shipped", "last_as_of"]),
                 test_metrics={k: float(model_row[k]) for k in ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")},
+                backtest=[{k: str(v) if k == "as_of" else None if pd.isna(v) else float(v) for k, v in row.items()}
+                          for row in result.backtest.figures.to_dict("records")],
             ))
             output = scores_with_reasons(result.model, ModelRef(name, "", run.info.run_id), example, None, scored_now())
             info = mlflow.pyfunc.log_model(

@@ -268,7 +268,8 @@ def _details(accounts: pd.DataFrame, baseline: pd.Series, values: pd.DataFrame, 
 
 def _model_facts(ref, provenance) -> dict:
     return {"name": ref.name, "version": ref.version, "run_id": ref.run_id,
-            "trained_on": provenance.trained_on, "test_metrics": provenance.test_metrics}
+            "trained_on": provenance.trained_on, "test_metrics": provenance.test_metrics,
+            "backtest": [{k: _compact(v) for k, v in row.items()} for row in provenance.backtest]}
 
 
 def _numbers(column: pd.Series, digits: int) -> list:

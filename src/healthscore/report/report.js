@@ -88,7 +88,8 @@
     const number = (v, digits) => (v == null ? "not recorded" : v.toFixed(digits));
     const facts = [
       ["Model", `${m.name} version ${m.version}` + (m.run_id ? ` (MLflow run ${m.run_id})` : "")],
-      ["Trained on", `observation dates ${range("train")}; calibrated on ${range("valid")}; tested on ${range("test")}`],
+      ["Trained on", `every labelled observation date, ${range("shipped")}; the test figures are of the same settings `
+        + `fitted before ${range("test")} and scored on it`],
       ["Test ROC-AUC", `${number(metrics.roc_auc, 3)} (how well it ranks churners above the others; 0.5 is chance)`],
       ["Calibration (ECE)", `${number(metrics.ece, 4)} (mean gap between the predicted and the observed churn rate)`],
       ["Test PR-AUC / Brier", `${number(metrics.pr_auc, 3)} / ${number(metrics.brier, 4)}`],
@@ -100,6 +101,56 @@
     ];
     $("model-facts").append(el("h2", {}, "Model facts"),
       el("dl", {}, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
+  }
+
+  // --- how good is this score: the published backtest ----------------------------------------
+  function renderQuality() {
+    const B = D.model.backtest || [], body = $("quality-body");
+    if (!B.length) {
+      body.append(el("p", { class: "muted" }, "No backtest for this model: it was trained on a table without observation "
+        + "dates (or before backtests were published), so there is no earlier date to test it on."));
+      return;
+    }
+    const code = (t) => TIERS[t].code;
+    body.append(el("p", { class: "muted" }, `Each of the latest ${B.length} labelled dates was scored by a model trained and `
+      + "calibrated only on data whose churn outcome was known before that date, then compared with who actually churned. "
+      + "This is how the score would have done for you, month by month."));
+    const cols = [
+      ["as_of", "Date", (v) => v], ["rows", "Accounts", (v) => whole.format(v)],
+      ["roc_auc", "ROC-AUC", (v) => (v == null ? "-" : v.toFixed(3))],
+      ["mean_predicted", "Predicted churn", (v) => share(v, 1)], ["churn_rate", "Observed churn", (v) => share(v, 1)],
+      ...TIERS.map((t, i) => [`churn_rate_${code(i)}`, `${t.label}: churned`, (v) => share(v, 1)]),
+      ["unhealthy_recall", `Churners caught by ${TIERS[2].label}`, (v) => share(v, 0)],
+      ["tier_flip_rate", "Changed tier", (v) => share(v, 0)],
+    ];
+    body.append(el("div", { class: "quality" },
+      el("table", { class: "backtest" },
+        el("thead", {}, el("tr", {}, cols.map(([, label], i) => el("th", { class: i ? "num" : "" }, label)))),
+        el("tbody", {}, B.map((row) => el("tr", {}, cols.map(([key, , fmt], i) => el("td", { class: i ? "num" : "" }, fmt(row[key]))))))),
+      backtestChart(B)));
+  }
+
+  /** Observed churn per tier on each backtest date: bars in the tier colours, one group per date. */
+  function backtestChart(B) {
+    const W = 360, H = 180, left = 40, bottom = 24, top = 10, group = (W - left) / B.length, bar = Math.min(18, (group - 12) / 3);
+    const peak = niceMax(Math.max(...B.flatMap((r) => TIERS.map((_, i) => r[`churn_rate_${TIERS[i].code}`] || 0))));
+    const y = (v) => top + (H - top - bottom) * (1 - v / peak);
+    const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
+      "aria-label": "Observed churn rate by tier on each backtest date" });
+    for (const v of [0, peak / 2, peak]) {
+      svg.append(sv("line", { x1: left, x2: W, y1: y(v), y2: y(v), stroke: "#d7dce5" }),
+        sv("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 10 }, share(v)));
+    }
+    B.forEach((row, g) => {
+      const x0 = left + g * group + (group - 3 * bar) / 2;
+      TIERS.forEach((t, i) => {
+        const v = row[`churn_rate_${t.code}`] || 0;
+        svg.append(sv("rect", { x: x0 + i * bar, y: y(v), width: bar - 2, height: y(0) - y(v), fill: tierColor(i) },
+          sv("title", {}, `${row.as_of} · ${t.label}: ${share(v, 1)} churned`)));
+      });
+      svg.append(sv("text", { x: left + (g + 0.5) * group, y: H - 6, "text-anchor": "middle", "font-size": 10 }, row.as_of));
+    });
+    return svg;
   }
 
   // --- portfolio ----------------------------------------------------------------------------
@@ -493,6 +544,7 @@
   // --- start --------------------------------------------------------------------------------
   renderHeader();
   renderPortfolio();
+  renderQuality();
   renderMovement();
   setupTable();
   renderFooter();
