@@ -39,7 +39,7 @@ def digest(path) -> str:
 @pytest.fixture(scope="module")
 def base(project):
     """An exported champion model and a features file of the latest month to score."""
-    data = synthetic_dataset(accounts=400, months=10, seed=21)
+    data = synthetic_dataset(accounts=400, months=12, seed=21)
     model = train(data, CONFIG).model
     write_export(model.save(project / "saved"), "customer-health", "1", "run-1")
     point_alias("customer-health", "champion", "1")
@@ -117,15 +117,15 @@ def test_a_history_held_by_another_process_stops_the_run_before_any_output(base,
 
 def test_a_tampered_export_is_refused(base, tmp_path):
     project, features, _ = base
-    booster = project / "models" / "customer-health" / "v1" / "booster.txt"
-    original = booster.read_text()
-    booster.write_text(original.replace("learning_rate", "learning_rate ", 1))
+    state = project / "models" / "customer-health" / "v1" / "model.json"  # every family has one (a booster too for trees)
+    original = state.read_text()
+    state.write_text(original.replace('"rows": ', '"rows":  ', 1))  # still valid JSON, same model, other bytes
     try:
         result = score(base, tmp_path / "scores.parquet")
-        assert result.exit_code == 2 and "booster.txt: SHA-256 differs" in result.output
+        assert result.exit_code == 2 and "model.json: SHA-256 differs" in result.output
         assert not (tmp_path / "scores.parquet").exists()
     finally:
-        booster.write_text(original)
+        state.write_text(original)
 
 
 def test_unseen_categories_are_counted_and_said(base, tmp_path):
