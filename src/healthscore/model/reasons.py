@@ -15,7 +15,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from healthscore.dataset import FeatureSpec
+from healthscore.dataset import ACCOUNT_AGE, DATA_DAYS, FeatureSpec
 from healthscore.model.estimator import FeatureDistribution, HealthModel
 from healthscore.scores_file import ATTRIBUTES, REASON_SIDES, REASONS, ModelRef
 
@@ -81,17 +81,35 @@ def points_text(pts: float) -> str:
     return f"{pts:+.1f} points"
 
 
-def text_for(feature: FeatureSpec, value, reference: FeatureDistribution, pts: float) -> str:
-    """Plain language: 'Licence utilisation 34% (lower than 88% of accounts): -7 points'."""
+def partial_note(feature: FeatureSpec, age, days_of_data) -> str:
+    """'new account, 8 days' / 'before the data starts: 45 of 90 days on record' when the metric's
+    window reaches back before the account opened or the data starts; '' when it is whole."""
+    window = feature.window_days
+    age, data = (None if _missing(x) else x for x in (age, days_of_data))
+    if window is None or min((x for x in (age, data) if x is not None), default=window) >= window:
+        return ""
+    if age is not None and (data is None or age <= data):
+        return f"new account, {age:,.0f} day{'' if age == 1 else 's'}"
+    return f"before the data starts: {data:,.0f} of {window:,} days on record"
+
+
+def text_for(feature: FeatureSpec, value, reference: FeatureDistribution, pts: float, partial: str = "") -> str:
+    """Plain language: 'Licence utilisation 34% (lower than 88% of accounts): -7 points', with the
+    `partial_note` of a window only partly covered ('Logins (30 days) 12 (new account, 8 days,
+    scaled to 30 days; ...)')."""
     push = points_text(pts)
     if _missing(value):
-        return f"{feature.label}: {feature.missing_text or 'none on record'}: {push}"
+        what = "not measured" if partial and feature.partial_window == "missing" else feature.missing_text or "none on record"
+        return f"{feature.label}: {what}" + (f" ({partial})" if partial else "") + f": {push}"
     if feature.kind == "categorical":
         # the model reads a value it never saw as missing: say so rather than name it as the reason
         seen = " (new value, not seen in training: read as missing)" if _unseen(value, reference) else ""
         return f"{feature.label}: {value}{seen}: {push}"
-    rank = rank_phrase(value, reference)
-    return f"{feature.label} {format_value(feature, value)}" + (f" ({rank})" if rank else "") + f": {push}"
+    if partial and feature.partial_window == "scale":
+        partial += f", scaled to {feature.window_days} days"
+    shown = format_value(feature, value) + (" or more" if feature.cap is not None and value >= feature.cap else "")
+    notes = "; ".join(x for x in (partial, rank_phrase(value, reference)) if x)
+    return f"{feature.label} {shown}" + (f" ({notes})" if notes else "") + f": {push}"
 
 
 def _unseen(value, reference: FeatureDistribution) -> bool:
@@ -124,6 +142,9 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
     refs = [ref.model_copy(update={"quantiles": np.asarray(ref.quantiles if ref.quantiles is not None else [])})
             for ref in (model.reference_.features[f.code] for f in features)]
     values = X[[f.code for f in features]].to_numpy(dtype=object)
+    ages = X[ACCOUNT_AGE].to_numpy(dtype=object) if ACCOUNT_AGE in X else np.full(len(X), None)
+    data_days = {s: X[f"{DATA_DAYS}_{s}"].to_numpy(dtype=object)
+                 for f in features if (s := f.window_source) and f"{DATA_DAYS}_{s}" in X}
     matrix = pts.to_numpy()
     order = np.argsort(matrix, axis=1, kind="stable")  # most negative first
     out: dict[str, object] = {}
@@ -136,7 +157,8 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
                 if (p < 0) if side == "reason" else (p > 0):
                     f, v = features[j], values[row, j]
                     codes.append(code_for(f, v, refs[j]))
-                    texts.append(text_for(f, v, refs[j], p))
+                    seen = data_days[f.window_source][row] if f.window_source in data_days else None
+                    texts.append(text_for(f, v, refs[j], p, partial_note(f, ages[row], seen)))
                     amounts.append(float(p))
                 else:
                     codes.append(None)
