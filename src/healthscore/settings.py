@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -86,12 +87,52 @@ class ModelParams(BaseModel):
 
 
 class SplitConfig(BaseModel):
+    """The time split: the latest labelled as_of dates test the model, the ones before them
+    validate it (early stopping, calibration), the rest train it. A dataset without dates is
+    split 60/20/20 by account instead."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    test_dates: int = Field(3, ge=1)
-    valid_dates: int = Field(3, ge=1)
+    test_dates: int = Field(3, ge=1)  # the latest labelled as_of dates: the test slice
+    valid_dates: int = Field(3, ge=1)  # the dates before them: the validation slice
+    # each slice only uses dates whose churn horizon has closed before the next slice starts
     purge: bool = True
-    seed: int = 7
+    seed: int = 7  # the split by account of a dataset without dates
+
+    def advice(self, dates: list[dt.date], horizon_days: int) -> str:
+        """What would let `dates` (the labelled as_of dates) split: fewer test or validation dates,
+        a shorter horizon, no purge, with the numbers for these dates."""
+        gap = horizon_days if self.purge else 0
+        options = []
+        if fewer := self._largest(dates, gap):
+            options.append(f"model.split.test_dates: {fewer[0]} and valid_dates: {fewer[1]}")
+        if self.purge:
+            shorter = next(((h, f) for h in range(horizon_days - 1, 0, -1) if (f := self._largest(dates, h))), None)
+            if shorter:
+                options.append(f"a churn horizon of at most {shorter[0]} days{self._with(shorter[1])} (more dates get labelled then, too)")
+            if unpurged := self._largest(dates, 0):
+                options.append(f"model.split.purge: false{self._with(unpurged)} (training labels then overlap the later slices)")
+        options.append(f"more history: as configured the split needs {self.test_dates} test, {self.valid_dates} validation "
+                       f"and 1 training date, with {gap} days between the slices")
+        return "what fits these dates: " + "; or ".join(options)
+
+    def _largest(self, dates: list[dt.date], gap_days: int) -> tuple[int, int] | None:
+        """The most (test, validation) dates, at most the configured ones, that fit with this purge."""
+        return next(((t, v) for t in range(self.test_dates, 0, -1) for v in range(self.valid_dates, 0, -1)
+                     if _fits(dates, gap_days, t, v)), None)
+
+    def _with(self, fit: tuple[int, int]) -> str:
+        return "" if fit == (self.test_dates, self.valid_dates) else f" with test_dates: {fit[0]} and valid_dates: {fit[1]}"
+
+
+def _fits(dates: list[dt.date], gap_days: int, test: int, valid: int) -> bool:
+    """Whether `test` + `valid` dates and at least one training date fit with a `gap_days` purge."""
+    gap = dt.timedelta(days=gap_days)
+    if len(dates) <= test:
+        return False
+    first_test = dates[-test]
+    before = [d for d in dates if d + gap <= first_test and d < first_test][-valid:]
+    return bool(before) and any(d + gap <= before[0] and d < before[0] for d in dates)
 
 
 class TrainingConfig(BaseModel):

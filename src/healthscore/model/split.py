@@ -60,7 +60,7 @@ def _by_time(as_of: pd.Series, horizon: int, config: SplitConfig) -> Split:
     if not valid or not train:
         raise SplitError(
             f"{len(dates)} labelled as_of dates ({dates[0]} .. {dates[-1]}) are too few for {config.test_dates} test and "
-            f"{config.valid_dates} validation dates with a {gap.days}-day purge; lower model.split.test_dates/valid_dates"
+            f"{config.valid_dates} validation dates with a {gap.days}-day purge; {config.advice(dates, horizon)}"
         )
     pick = lambda ds: as_of.index[as_of.isin(ds)]  # noqa: E731
     return Split(pick(train), pick(valid), pick(test), {"train": train, "valid": valid, "test": test})
