@@ -56,9 +56,9 @@ def test_a_young_accounts_counts_are_its_rate_over_the_days_it_could_act(young):
     assert np.isnan(value(young, "A3", D(2024, 3, 1), "logins_30d_whole"))
     # Apr 1: 46 days old, the window is whole: plain counts, the same under either rule
     assert value(young, "A3", D(2024, 4, 1), "logins_30d") == value(young, "A3", D(2024, 4, 1), "logins_30d_whole") == 90
-    # the previous window (Feb 1 - Mar 1) holds A3's first 16 days, 11 of them with logins: scaled,
-    # the trend compares like with like
-    assert value(young, "A3", D(2024, 4, 1), "login_trend_30d") == pytest.approx(90 / (33 * 30 / 16) - 1)
+    # the previous window (Feb 1 - Mar 1) holds A3's first 16 days, 11 of them with logins: 33 scale
+    # to 62 (61.9), so the trend compares like with like
+    assert value(young, "A3", D(2024, 4, 1), "login_trend_30d") == pytest.approx(90 / 62 - 1)
 
 
 def test_days_since_metrics_read_their_look_back_when_nothing_is_found(young):

@@ -234,8 +234,8 @@ def base_column(m: Metric, ref: str, dated: Collection[str]) -> str:
     if m.aggregation == "days_since_last":  # nothing within the look-back reads as the whole look-back
         found = f"least({ref}, {window})"
         return f"coalesce({found}, {window})" if rule == "as_is" else f"CASE WHEN {ref} <= {window} OR {covered} >= {window} THEN coalesce({found}, {window}) END"
-    if rule == "scale":
-        return f"CASE WHEN {covered} >= {window} THEN {value} WHEN {covered} > 0 THEN {value} * {window} / {covered} END"
+    if rule == "scale":  # a whole count, as whole windows hold: a rare event's 1.98 would sit between their bins
+        return f"CASE WHEN {covered} >= {window} THEN {value} WHEN {covered} > 0 THEN round({value} * {window} / {covered}) END"
     if rule == "missing":
         return f"CASE WHEN {covered} >= {window} THEN {value} END"
     return value
