@@ -105,9 +105,12 @@ def text_for(feature: FeatureSpec, value, reference: FeatureDistribution, pts: f
         # the model reads a value it never saw as missing: say so rather than name it as the reason
         seen = " (new value, not seen in training: read as missing)" if _unseen(value, reference) else ""
         return f"{feature.label}: {value}{seen}: {push}"
+    capped = feature.cap is not None and value >= feature.cap  # a days-since metric found nothing in its look-back
+    if feature.cap is not None and partial:  # a date found is exact; nothing found in a short history is no long wait
+        return f"{feature.label}: none on record ({partial}): {push}" if capped else text_for(feature, value, reference, pts)
     if partial and feature.partial_window == "scale":
         partial += f", scaled to {feature.window_days} days"
-    shown = format_value(feature, value) + (" or more" if feature.cap is not None and value >= feature.cap else "")
+    shown = format_value(feature, value) + (" or more" if capped else "")
     notes = "; ".join(x for x in (partial, rank_phrase(value, reference)) if x)
     return f"{feature.label} {shown}" + (f" ({notes})" if notes else "") + f": {push}"
 
