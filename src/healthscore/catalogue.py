@@ -31,6 +31,12 @@ Aggregation = Literal[
 ]  # fmt: skip
 WINDOWED = {"count", "sum", "mean", "min", "max", "distinct_count"}
 ZERO_WHEN_EMPTY = {"count", "sum", "distinct_count"}
+# A window only partly covered (the account is younger than it, or it reaches back before the data
+# start): `scale` the covered part's value up to the whole window (counts and sums: the account's
+# rate over the days it could act), leave it `missing`, or take it `as_is` (a mean or share of the
+# covered part already estimates the window's; a days-since metric then reads "none in the window").
+PartialWindow = Literal["scale", "missing", "as_is"]
+SCALABLE = {"count", "sum", "distinct_count"}
 DERIVED = {"ratio", "pct_change", "expression"}
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Names a source metric's SQL may use beside the source's columns (see metric_sql).
@@ -54,7 +60,9 @@ class Metric(BaseModel):
     value: str | None = None  # SQL over the source's columns (and your extra_columns): what is aggregated
     filter: str | None = None  # SQL condition: the rows that count
     date_column: str | None = None  # default: the source's time column
-    window_days: int | None = Field(None, gt=0)  # None: all history before as_of
+    window_days: int | None = Field(None, gt=0)  # None: all history before as_of; days_since_last: look-back and cap
+    # a window only partly covered (young account, data start): scale, missing or as_is (default: docs/METRICS.md)
+    partial_window: PartialWindow | None = None
     offset_days: int = Field(0, ge=0)  # shift the computation back in time
     activation_days: int = Field(30, gt=0)
     numerator: str | None = None
@@ -96,13 +104,26 @@ class Metric(BaseModel):
             raise ValueError(f"metric {self.code!r}: new_user_activation reads the users source")
         if agg == "days_to_renewal" and self.source != "subscriptions":
             raise ValueError(f"metric {self.code!r}: days_to_renewal reads the subscriptions source")
-        if agg not in WINDOWED | {"new_user_activation"} and self.window_days is not None:
-            raise ValueError(f"metric {self.code!r}: window_days applies to windowed aggregations only")
+        if agg not in WINDOWED | {"new_user_activation", "days_since_last"} and self.window_days is not None:
+            raise ValueError(f"metric {self.code!r}: window_days applies to windowed aggregations and days_since_last only")
+        if self.partial_window and self.window_days is None:
+            raise ValueError(f"metric {self.code!r}: partial_window needs window_days")
+        if self.partial_window == "scale" and agg not in SCALABLE:
+            raise ValueError(f"metric {self.code!r}: only {sorted(SCALABLE)} scale to the window; "
+                             "use partial_window missing or as_is")
         if agg == "new_user_activation" and self.window_days is None:
             raise ValueError(f"metric {self.code!r}: new_user_activation needs window_days (the cohort)")
         if self.kind == "categorical" and agg not in ("last", "attribute"):
             raise ValueError(f"metric {self.code!r}: categorical metrics come from `last` or `attribute`")
         return self
+
+    @property
+    def partial_rule(self) -> PartialWindow | None:
+        """How a partly covered window is read: the metric's own rule, else counts and sums scale
+        and the rest are taken as they are; None for a metric without a window."""
+        if self.window_days is None:
+            return None
+        return self.partial_window or ("scale" if self.aggregation in {"count", "sum"} else "as_is")
 
     @property
     def references(self) -> list[str]:
@@ -239,15 +260,19 @@ def describe(m: Metric) -> str:
         if m.filter:
             how += f" where {m.filter}"
         if m.window_days:
-            how += f", last {m.window_days} days"
+            how += f", last {m.window_days} days" + (f" (none: {m.window_days})" if m.aggregation == "days_since_last" else "")
     return how
 
 
+PARTIAL_TEXT = {"scale": "scaled", "missing": "missing", "as_is": "as is"}
+
+
 def markdown_table(catalogue: MetricCatalogue) -> str:
-    rows = ["| code | label | family | good direction | computed as |", "|---|---|---|---|---|"]
+    rows = ["| code | label | family | good direction | computed as | partial window |", "|---|---|---|---|---|---|"]
     for m in catalogue:
         how = describe(m).replace("|", r"\|")
-        rows.append(f"| `{m.code}` | {m.label} | {m.family} | {m.good_direction} | {how} |")
+        partial = PARTIAL_TEXT.get(m.partial_rule, "")
+        rows.append(f"| `{m.code}` | {m.label} | {m.family} | {m.good_direction} | {how} | {partial} |")
     return "\n".join(rows) + "\n"
 
 

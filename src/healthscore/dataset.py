@@ -23,6 +23,9 @@ from healthscore.io import atomic_path
 
 METADATA_KEY = b"healthscore"
 ACCOUNT_ATTRIBUTES = {"name": "account_name", "csm_owner": "csm_owner"}  # carried for reports, not features
+# Carried, not features: the account's age and each dated table's days of data (`days_of_data_<table>`)
+# at as_of, which reason texts compare with a metric's window ("new account, 8 days").
+ACCOUNT_AGE, DATA_DAYS = "account_age_days", "days_of_data"
 
 
 class ColumnReading(BaseModel):
@@ -47,6 +50,10 @@ class FeatureSpec(BaseModel):
     family: str = "other"
     description: str = ""
     missing_text: str = ""
+    window_days: int | None = None  # how far back the metric looks (offsets and inputs included)
+    window_source: str | None = None  # the table whose data start bounds that window
+    partial_window: Literal["scale", "missing", "as_is"] | None = None  # how a partly covered window is read
+    cap: float | None = None  # a days-since metric's look-back: the value when nothing is found within it
     reading: ColumnReading | None = None  # snapshot tables only; catalogue metrics are built, not read
 
 

@@ -8,17 +8,24 @@ place each:
 - look-ups of the latest row use DuckDB's ASOF JOIN with a strict `<` on the row's date.
 A metric with `offset_days` is computed as it would have been `offset_days` before as_of, which
 is how `pct_change` gets the previous window.
+A window only partly covered, because the account opened inside it or it reaches back before the
+first day of the data (the `account_starts` table), is read by the metric's `partial_rule`: the
+covered part scaled up to the window, left missing, or taken as it is (`base_column`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from healthscore.catalogue import DERIVED, WINDOWED, ZERO_WHEN_EMPTY, Metric, MetricCatalogue
+from healthscore.dataset import ACCOUNT_AGE, DATA_DAYS
 from healthscore.schema import SOURCE_SCHEMAS
 
 ACTIVATION = "users_activation"  # derived relation: one row per user with an `activated` flag
+ACCOUNT_STARTS = "account_starts"  # one row per account: the day it opened and the data start
 
 
 @dataclass(frozen=True)
@@ -201,22 +208,82 @@ def _ref(code: str, exprs: dict[str, str]) -> str:
     return exprs.get(code, code)
 
 
-def assemble_sql(metrics: list[Metric], tables: dict[str, MetricQuery], keep: list[str], attributes: dict[str, str]) -> str:
-    """One SELECT joining every materialised metric query onto the observations, in catalogue order."""
+def account_starts_sql(data_start: dict[str, dt.date], has_created_at: bool) -> str:
+    """Each account's first day (its creation date or first contract, whichever is earlier) and
+    the first day of each dated table (`start_<table>`): what covers a metric's window."""
+    created = "a.created_at" if has_created_at else "NULL"
+    starts = "".join(f", DATE '{day.isoformat()}' AS start_{name}" for name, day in sorted(data_start.items()))
+    return f"""
+    SELECT a.account_id, CAST(least({created}, f._first) AS DATE) AS opened{starts}
+    FROM src_accounts a LEFT JOIN (
+        SELECT account_id, min(start_date) AS _first FROM src_subscriptions GROUP BY account_id
+    ) f USING (account_id)"""
+
+
+def base_column(m: Metric, ref: str, dated: Collection[str]) -> str:
+    """The metric's column from its query's `ref`, empty counts as 0 and a partly covered window
+    read by the metric's rule; needs the observation `o` and its `account_starts` row `s`, which
+    has the data start of the `dated` tables."""
+    value = f"coalesce({ref}, 0)" if m.aggregation in ZERO_WHEN_EMPTY else ref
+    rule, window = m.partial_rule, m.window_days
+    if rule is None:
+        return value
+    end = f"CAST(o.as_of - {m.offset_days} AS DATE)"
+    start = f"s.start_{m.source}" if m.source in dated else "NULL"
+    covered = f"date_diff('day', greatest(CAST(o.as_of - {m.offset_days + window} AS DATE), s.opened, {start}), {end})"
+    if m.aggregation == "days_since_last":  # nothing within the look-back reads as the whole look-back
+        found = f"least({ref}, {window})"
+        return f"coalesce({found}, {window})" if rule == "as_is" else f"CASE WHEN {ref} <= {window} OR {covered} >= {window} THEN coalesce({found}, {window}) END"
+    if rule == "scale":  # a whole count, as whole windows hold: a rare event's 1.98 would sit between their bins
+        return f"CASE WHEN {covered} >= {window} THEN {value} WHEN {covered} > 0 THEN round({value} * {window} / {covered}) END"
+    if rule == "missing":
+        return f"CASE WHEN {covered} >= {window} THEN {value} END"
+    return value
+
+
+def coverage_columns(dated: Collection[str]) -> dict[str, str]:
+    """Column -> SQL: the account's age and each dated table's days of data at as_of, which a
+    reason text compares with a metric's window."""
+    return {ACCOUNT_AGE: "date_diff('day', s.opened, o.as_of)"} | {
+        f"{DATA_DAYS}_{name}": f"date_diff('day', s.start_{name}, o.as_of)" for name in sorted(dated)}
+
+
+def window_source(code: str, metrics: dict[str, Metric]) -> str | None:
+    """The table whose data start bounds a metric's window (the first windowed one it reads)."""
+    m = metrics[code]
+    if m.window_days and m.source:
+        return m.source
+    return next((s for r in dict.fromkeys([*m.references, *m.inputs]) if (s := window_source(r, metrics))), None)
+
+
+def lookback(code: str, metrics: dict[str, Metric]) -> int | None:
+    """How far back a metric's windows reach (offsets included), through what it is computed from."""
+    m = metrics[code]
+    own = [m.offset_days + m.window_days] if m.window_days else []
+    spans = own + [d for r in dict.fromkeys([*m.references, *m.inputs]) if (d := lookback(r, metrics))]
+    return max(spans) if spans else None
+
+
+def assemble_sql(metrics: list[Metric], tables: dict[str, MetricQuery], keep: list[str], attributes: dict[str, str],
+                 dated: Collection[str]) -> str:
+    """One SELECT joining every materialised metric query onto the observations, in catalogue order,
+    with the coverage columns (`coverage_columns` of the `dated` tables)."""
     joins, base_cols = [], []
-    zero = {m.code for m in metrics if m.aggregation in ZERO_WHEN_EMPTY}
+    by_code = {m.code: m for m in metrics}
     for i, (table, q) in enumerate(tables.items()):
         joins.append(f"LEFT JOIN {table} q{i} USING (account_id, as_of)")
-        base_cols += [f"coalesce(q{i}.{c}, 0) AS {c}" if c in zero else f"q{i}.{c}" for c in q.columns]
+        base_cols += [f"{base_column(by_code[c], f'q{i}.{c}', dated)} AS {c}" for c in q.columns]
     derived = derived_sql(metrics)
+    coverage = coverage_columns(dated)
     attrs = "".join(f", a.{out}" for out in attributes.values())
     attr_cols = "".join(f", {col} AS {out}" for col, out in attributes.items())
     return f"""
     WITH base AS (
-        SELECT o.account_id, o.as_of, {', '.join(base_cols)}
-        FROM observations o {' '.join(joins)}
+        SELECT o.account_id, o.as_of, {', '.join(f'{sql} AS {c}' for c, sql in coverage.items())}, {', '.join(base_cols)}
+        FROM observations o {' '.join(joins)} LEFT JOIN {ACCOUNT_STARTS} s USING (account_id)
     )
-    SELECT b.account_id, b.as_of{attrs}, {', '.join(derived.get(c, 'b.' + c) + ' AS ' + c for c in keep)}, o.churned
+    SELECT b.account_id, b.as_of{attrs}, {''.join(f'b.{c}, ' for c in coverage)}
+           {', '.join(derived.get(c, 'b.' + c) + ' AS ' + c for c in keep)}, o.churned
     FROM base b JOIN observations o USING (account_id, as_of)
     LEFT JOIN (SELECT account_id{attr_cols} FROM src_accounts) a USING (account_id)
     ORDER BY b.as_of, b.account_id"""
@@ -224,12 +291,14 @@ def assemble_sql(metrics: list[Metric], tables: dict[str, MetricQuery], keep: li
 
 def metric_listing(catalogue: MetricCatalogue, code: str, present: dict[str, set[str]] | None = None) -> str:
     """One metric's exact SQL as a listing an analyst can read and run against the `observations`
-    table and the clean `src_<table>` views: a query per base metric it needs, then the metric.
+    and `account_starts` tables and the clean `src_<table>` views: a query per base metric it
+    needs, then the metric.
     The build runs the same queries, several base metrics of one source sharing a scan."""
     metrics = {m.code: m for m in expand(catalogue)}
     if code not in metrics:
         raise KeyError(code)
     present = present or {name: {c.name for c in schema.columns} for name, schema in SOURCE_SCHEMAS.items()}
+    dated = [name for name, schema in SOURCE_SCHEMAS.items() if schema.time_column]
     order: list[str] = []
 
     def collect(c: str) -> None:
@@ -245,9 +314,8 @@ def metric_listing(catalogue: MetricCatalogue, code: str, present: dict[str, set
         windowed = m.aggregation in WINDOWED or m.aggregation == "new_user_activation"
         query = windowed_query([m], present.get(m.source, set())) if windowed else lookup_query(m)
         ctes.append(f"{m.code} AS ({query.sql.rstrip()}\n)")
-    columns = [f"coalesce({m.code}.{m.code}, 0) AS {m.code}" if m.aggregation in ZERO_WHEN_EMPTY else f"{m.code}.{m.code}"
-               for m in bases]
-    joins = " ".join(f"LEFT JOIN {m.code} USING (account_id, as_of)" for m in bases)
+    columns = [f"{base_column(m, f'{m.code}.{m.code}', dated)} AS {m.code}" for m in bases]
+    joins = " ".join(f"LEFT JOIN {m.code} USING (account_id, as_of)" for m in bases) + f" LEFT JOIN {ACCOUNT_STARTS} s USING (account_id)"
     value = derived_sql([metrics[c] for c in order]).get(code, code)
     return (f"-- {code}: {metrics[code].label}\nWITH {', '.join(ctes)},\n"
             f"base AS (SELECT o.account_id, o.as_of, {', '.join(columns)} FROM observations o {joins})\n"

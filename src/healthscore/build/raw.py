@@ -19,7 +19,17 @@ import pandas as pd
 
 from healthscore.build.coverage import constant_metrics, coverage_table, refuse_unusable, unmatched_filters
 from healthscore.build.labels import check_label_rates, horizon_notes, label_end, observations_sql
-from healthscore.build.metric_sql import activation_relation_sql, assemble_sql, base_queries, expand
+from healthscore.build.metric_sql import (
+    ACCOUNT_STARTS,
+    account_starts_sql,
+    activation_relation_sql,
+    assemble_sql,
+    base_queries,
+    coverage_columns,
+    expand,
+    lookback,
+    window_source,
+)
 from healthscore.build.sources import REJECTION_SAMPLE, LoadedSources, load_sources
 from healthscore.catalogue import Metric
 from healthscore.config import Config
@@ -29,9 +39,13 @@ from healthscore.errors import DataError
 Progress = Callable[[str], None]
 
 
-def feature_spec(metric: Metric) -> FeatureSpec:
-    """What the dataset file says about a catalogue metric (label, kind, format, direction...)."""
-    return FeatureSpec(**metric.model_dump(include=set(FeatureSpec.model_fields)))
+def feature_spec(metric: Metric, metrics: dict[str, Metric]) -> FeatureSpec:
+    """What the dataset file says about a catalogue metric (label, kind, format, direction, how far
+    back it looks and how a partly covered window is read...); `metrics`: the expanded catalogue."""
+    cap = metric.window_days if metric.aggregation == "days_since_last" else None
+    return FeatureSpec(**metric.model_dump(include=set(FeatureSpec.model_fields))
+                       | {"window_days": lookback(metric.code, metrics), "window_source": window_source(metric.code, metrics),
+                          "partial_window": metric.partial_rule, "cap": cap})
 
 
 @dataclass
@@ -87,6 +101,8 @@ def stream_dataset(
     metrics = expand(catalogue)
     dates = _observation_dates(config, sources, as_of, notes)
     con.execute(observations_sql(config, label_end(con, sources.data_end, notes), dates))
+    con.execute(f"CREATE TEMP TABLE {ACCOUNT_STARTS} AS "
+                + account_starts_sql(sources.data_start, "created_at" in sources.columns["accounts"]))
     notes += horizon_notes(config)
     if qa:
         check_label_rates(con, config)
@@ -101,11 +117,11 @@ def stream_dataset(
     spec = DatasetSpec(
         origin="catalogue",
         horizon_days=config.horizon.max_days,
-        features=[feature_spec(m) for m in catalogue.features],
-        attributes=list(attributes.values()) + [m.code for m in catalogue if not m.feature],
+        features=[feature_spec(m, {e.code: e for e in metrics}) for m in catalogue.features],
+        attributes=[*attributes.values(), *coverage_columns(sources.data_start), *(m.code for m in catalogue if not m.feature)],
         notes=sources.notes + notes,
     )
-    sql = assemble_sql(metrics, tables, [m.code for m in catalogue], attributes)
+    sql = assemble_sql(metrics, tables, [m.code for m in catalogue], attributes, sources.data_start)
     return DatasetStream(con, sql, spec, sources.rejections, timings, rows, sources.rejection_counts)
 
 

@@ -42,6 +42,9 @@ class LoadedSources:
     notes: list[str] = field(default_factory=list)
     rejection_counts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COUNT_COLUMNS))
     after_data_end: dict[str, int] = field(default_factory=dict)  # rows dated on/after data_end, per table
+    # the first day of each dated table (no later than the first event: a small table's first row is not
+    # where its export starts): a window reaching back before it is only partly covered
+    data_start: dict[str, dt.date] = field(default_factory=dict)
 
 
 COUNT_COLUMNS = ["table", "column", "code", "reason", "rows"]
@@ -150,7 +153,7 @@ class SourceLoader:
         order = ["accounts"] + [n for n in self.config.sources if n != "accounts"]
         for name in order:
             self._map_columns(name)
-        data_end = self._data_end()
+        first_event, data_end = self._data_span()
         end_sql = f"DATE '{data_end.isoformat()}'"
         rejections, counts, tallies, late = [], {}, [], {}
         for name in order:
@@ -167,8 +170,9 @@ class SourceLoader:
         for t in tally[tally["rows"] > self.sample].itertuples() if self.sample is not None else ():
             self.notes.append(f"{t.table}.{t.column}: {t.reason}: {t.rows:,} rows rejected, the first {self.sample:,} listed")
         columns = {n: set(p) | ({"quantity"} if n == "events" else set()) for n, p in self.present.items()}
+        data_start = self._first_days(order, first_event)
         lock_down(self.con, self.files)
-        return LoadedSources(self.con, columns, counts, frame, data_end, self.notes, tally, late)
+        return LoadedSources(self.con, columns, counts, frame, data_end, self.notes, tally, late, data_start)
 
     def _map_columns(self, name: str) -> None:
         source, schema = self.config.sources[name], self.config.schema(name)
@@ -196,13 +200,26 @@ class SourceLoader:
             raise DataError(f"{name} ({path}): the table is empty")
         self.present[name], self.raw[name] = present, raw
 
-    def _data_end(self) -> dt.date:
-        if self.config.data_end:
-            return self.config.data_end
+    def _data_span(self) -> tuple[dt.date | None, dt.date]:
+        """The first day of the events, and the data end (the config's, or the day after the last event)."""
         col = ident(self.present["events"]["event_date"])
-        latest = self.con.execute(f"SELECT max(TRY_CAST({col} AS DATE)) FROM {self.raw['events']}").fetchone()[0]
+        first, latest = self.con.execute(
+            f"SELECT min(TRY_CAST({col} AS DATE)), max(TRY_CAST({col} AS DATE)) FROM {self.raw['events']}").fetchone()
+        if self.config.data_end:
+            return first, self.config.data_end
         tomorrow = dt.date.today() + dt.timedelta(days=1)
-        return min(latest + dt.timedelta(days=1), tomorrow) if latest else tomorrow
+        return first, min(latest + dt.timedelta(days=1), tomorrow) if latest else tomorrow
+
+    def _first_days(self, names: list[str], first_event: dt.date | None) -> dict[str, dt.date]:
+        """Each dated table's data start: its first clean date, or the first event if that is earlier
+        (the events' own comes from `_data_span`'s scan, not one more)."""
+        out = {"events": first_event} if first_event else {}
+        for name in names:
+            col = self.config.schema(name).time_column
+            if name != "events" and col in self.present[name]:
+                first = self.con.execute(f"SELECT min(CAST({col} AS DATE)) FROM src_{name}").fetchone()[0]
+                out |= {name: min(d for d in (first, first_event) if d)} if first or first_event else {}
+        return out
 
     def _check(self, name: str, data_end: str) -> tuple[pd.DataFrame, int, pd.DataFrame, int]:
         """Create `src_<name>` (clean rows); return the rejected rows (a sample), the clean count,

@@ -15,7 +15,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from healthscore.dataset import FeatureSpec
+from healthscore.dataset import ACCOUNT_AGE, DATA_DAYS, FeatureSpec
 from healthscore.model.estimator import FeatureDistribution, HealthModel
 from healthscore.scores_file import ATTRIBUTES, REASON_SIDES, REASONS, ModelRef
 
@@ -33,18 +33,37 @@ def code_for(feature: FeatureSpec, value, reference: FeatureDistribution) -> str
     return describe(feature, reference, np.array([value], dtype=object))[0][0]
 
 
-def text_for(feature: FeatureSpec, value, reference: FeatureDistribution, pts: float) -> str:
-    """Plain language: 'Licence utilisation 34% (lower than 88% of accounts): -7 points'."""
-    return f"{describe(feature, reference, np.array([value], dtype=object))[1][0]}: {points_text(pts)}"
+def text_for(feature: FeatureSpec, value, reference: FeatureDistribution, pts: float, partial: str = "") -> str:
+    """Plain language: 'Licence utilisation 34% (lower than 88% of accounts): -7 points', with the
+    `partial_note` of a window only partly covered ('Logins (30 days) 12 (new account, 8 days,
+    scaled to 30 days; ...)')."""
+    one = np.array([value], dtype=object)
+    return f"{describe(feature, reference, one, np.array([partial], dtype=object))[1][0]}: {points_text(pts)}"
 
 
-def describe(feature: FeatureSpec, reference: FeatureDistribution, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reason codes and texts (without the points) of one metric's values, a whole array at a time:
-    the job writes six of each per account, so they are built column-wise, not row by row."""
+def partial_note(feature: FeatureSpec, age, days_of_data) -> str:
+    """'new account, 8 days' / 'before the data starts: 45 of 90 days on record' when the metric's
+    window reaches back before the account opened or the data starts; '' when it is whole."""
+    window = feature.window_days
+    age, data = (None if pd.isna(x) else x for x in (age, days_of_data))
+    if window is None or min((x for x in (age, data) if x is not None), default=window) >= window:
+        return ""
+    if age is not None and (data is None or age <= data):
+        return f"new account, {age:,.0f} day{'' if age == 1 else 's'}"
+    return f"before the data starts: {data:,.0f} of {window:,} days on record"
+
+
+def describe(feature: FeatureSpec, reference: FeatureDistribution, values: np.ndarray,
+             partial: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reason codes and texts (without the points) of one metric's values, a whole array at a time
+    (the job writes six of each per account), each with its `partial_note` ('' or None: none)."""
     stem, n = feature.code.upper(), len(values)
+    partial = np.full(n, "", dtype=object) if partial is None else np.where(pd.isna(partial), "", partial).astype(object)
     codes, texts = np.full(n, f"{stem}_MISSING", dtype=object), np.full(n, "", dtype=object)
     missing = pd.isna(values)
-    texts[missing] = f"{feature.label}: {feature.missing_text or 'none on record'}"
+    unmeasured = "not measured" if feature.partial_window == "missing" else feature.missing_text or "none on record"
+    texts[missing] = [f"{feature.label}: {unmeasured if note else feature.missing_text or 'none on record'}" + (f" ({note})" if note else "")
+                      for note in partial[missing]]
     present = values[~missing]
     if feature.kind == "categorical":
         text = pd.Series(present, dtype=object).astype(str)
@@ -60,8 +79,19 @@ def describe(feature: FeatureSpec, reference: FeatureDistribution, values: np.nd
     median = q[len(q) // 2] if len(q) else np.inf
     codes[~missing] = np.where(v < median, f"{stem}_LOW", f"{stem}_HIGH") if len(q) else f"{stem}_HIGH"
     shown = format_values(feature, v)
-    texts[~missing] = [f"{feature.label} {s} ({r})" if r else f"{feature.label} {s}" for s, r in zip(shown, rank_phrases(v, q))]
+    cap, scaled = feature.cap, f", scaled to {feature.window_days} days" if feature.partial_window == "scale" else ""
+    texts[~missing] = [_numeric_text(feature.label, s, r, note, cap is not None and x >= cap, cap is not None, scaled)
+                       for s, r, note, x in zip(shown, rank_phrases(v, q), partial[~missing], v.tolist())]
     return codes, texts
+
+
+def _numeric_text(label: str, shown: str, rank: str, note: str, capped: bool, has_cap: bool, scaled: str) -> str:
+    if has_cap and note:  # a date found is exact; nothing found in a short history is no long wait
+        if capped:
+            return f"{label}: none on record ({note})"
+        note = ""
+    notes = "; ".join(x for x in ((note + scaled) if note else "", rank) if x)
+    return f"{label} {shown}{' or more' if capped else ''}" + (f" ({notes})" if notes else "")
 
 
 def format_value(feature: FeatureSpec, value) -> str:
@@ -133,6 +163,9 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
     features = model.features
     refs = [model.reference_.features[f.code] for f in features]
     values = X[[f.code for f in features]].to_numpy(dtype=object)
+    ages = X[ACCOUNT_AGE].to_numpy(dtype=object) if ACCOUNT_AGE in X else np.full(len(X), None)
+    data_days = {s: X[f"{DATA_DAYS}_{s}"].to_numpy(dtype=object)
+                 for f in features if (s := f.window_source) and f"{DATA_DAYS}_{s}" in X}
     matrix = pts.to_numpy()
     rows = np.arange(len(matrix))
     order = np.argsort(matrix, axis=1, kind="stable")  # most negative first
@@ -146,7 +179,10 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
             codes, texts = np.full(len(rows), None, dtype=object), np.full(len(rows), None, dtype=object)
             for j in np.unique(picked[named]):
                 at = np.flatnonzero(named & (picked == j))
-                codes[at], texts[at] = describe(features[j], refs[j], values[at, j])
+                f, seen = features[j], data_days.get(features[j].window_source)
+                notes = None if f.window_days is None else np.array(
+                    [partial_note(f, ages[i], None if seen is None else seen[i]) for i in at], dtype=object)
+                codes[at], texts[at] = describe(f, refs[j], values[at, j], notes)
             texts[named] = texts[named] + ": " + points_texts(amount[named])
             out[f"{side}_{k + 1}_code"], out[f"{side}_{k + 1}_text"] = codes, texts
             out[f"{side}_{k + 1}_points"] = np.where(named, amount, np.nan)
