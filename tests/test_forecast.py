@@ -17,6 +17,7 @@ from healthscore.config import add_months, load_config
 from healthscore.demo import generate_demo
 from healthscore.forecasting import BACKTEST_MONTHS, forecast_revenue
 from healthscore.model import forecast as fc
+from healthscore.report.forecast import forecast_panel
 
 START = dt.date(2024, 1, 1)
 
@@ -164,6 +165,21 @@ def test_forecast_table_adds_up(run, base, project):
     written = pd.read_parquet(project / "forecast.parquet")
     assert len(written) == len(table)
     assert (project / "forecast.accounts.parquet").exists() and (project / "forecast.backtest.parquet").exists()
+
+
+def test_report_panel_reads_the_forecast_files(run, project):
+    as_of, result = run
+    panel = forecast_panel(project / "forecast.parquet")
+    months = result.forecast[(result.forecast["by"] == "all") & (result.forecast["period_kind"] == "month")]
+    assert [m["expected"] for m in panel["months"]] == pytest.approx(months["expected_retained_mrr"].tolist())
+    assert panel["coverage80"] == pytest.approx(result.backtest["inside80_churned_mrr"].mean())
+    listed = panel["renewals_at_risk"]
+    accounts = result.accounts.set_index("account_id")
+    at_risk = [accounts.loc[r["id"], "mrr"] * accounts.loc[r["id"], "churn_before_renewal"] for r in listed]
+    assert listed and at_risk == sorted(at_risk, reverse=True)
+    assert all(dt.date.fromisoformat(r["renewal"]) < as_of + dt.timedelta(days=90) for r in listed)
+    soon = accounts[pd.to_datetime(accounts["next_renewal"]).dt.date < as_of + dt.timedelta(days=90)]
+    assert max(at_risk) == pytest.approx((soon["mrr"] * soon["churn_before_renewal"]).max())
 
 
 def test_forecast_run_logged_to_mlflow(run):

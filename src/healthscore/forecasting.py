@@ -114,14 +114,13 @@ def forecast_revenue(
 
 @dataclass
 class HazardData:
-    """The 1-month-label dataset of every schedule date up to as_of, and what the forecast reads
-    from it: the MRR, the grouping and the contract clock's columns."""
+    """The 1-month-label dataset of every schedule date up to as_of, and the contract clock's
+    columns the forecast moves forward."""
 
     dataset: Dataset
     config: Config
     countdown: str  # days to renewal
     countup: list[str]  # tenure-like clocks that grow with time
-    group: str | None
     _stacked: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -138,7 +137,7 @@ class HazardData:
         if by is not None and by not in dataset.frame:
             raise DataError(f"--by {by}: the data has no {by} (map it in sources.accounts or sources.subscriptions)")
         countup = [c for c, m in catalogue.items() if m.aggregation == "days_since_first" and c in dataset.spec.feature_codes]
-        return cls(dataset, monthly, "days_to_renewal", countup, by)
+        return cls(dataset, monthly, "days_to_renewal", countup)
 
     @property
     def horizon(self):
