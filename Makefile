@@ -23,7 +23,8 @@ demo: install
 	$(BIN)/healthscore score --config $(DEMO_DIR)/healthscore.yaml --as-of 2025-12-01 --out $(DEMO_DIR)/scores-2025-12-01.parquet --history $(DEMO_DIR)/scores.duckdb
 	$(BIN)/healthscore score --config $(DEMO_DIR)/healthscore.yaml --as-of 2026-01-01 --out $(DEMO_DIR)/scores-2026-01-01.parquet --history $(DEMO_DIR)/scores.duckdb
 	$(BIN)/healthscore changes --from 2025-12-01 --to 2026-01-01 --db $(DEMO_DIR)/scores.duckdb --limit 10
-	$(BIN)/healthscore report --scores $(DEMO_DIR)/scores-2026-01-01.parquet --history $(DEMO_DIR)/scores.duckdb --out $(DEMO_DIR)/report.html --csv $(DEMO_DIR)/accounts.csv
+	$(BIN)/healthscore forecast --config $(DEMO_DIR)/healthscore.yaml --as-of 2026-01-01 --months 12 --by segment --out $(DEMO_DIR)/forecast.parquet
+	$(BIN)/healthscore report --scores $(DEMO_DIR)/scores-2026-01-01.parquet --history $(DEMO_DIR)/scores.duckdb --out $(DEMO_DIR)/report.html --csv $(DEMO_DIR)/accounts.csv --forecast $(DEMO_DIR)/forecast.parquet
 	@echo "Scores: $(DEMO_DIR)/scores-2026-01-01.parquet; history: $(DEMO_DIR)/scores.duckdb"
 	@echo "Report: $(DEMO_DIR)/report.html (open it in a browser; it needs no network)"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db"

@@ -21,7 +21,7 @@ LAYERS = [
     ("scoring", ["scoring"]),
     ("history", ["history"]),
     ("report", ["report"]),
-    ("pipeline", ["pipeline", "demo"]),
+    ("pipeline", ["pipeline", "forecasting", "demo"]),
     ("cli", ["cli"]),
     ("package", ["__init__"]),
 ]

@@ -21,6 +21,7 @@ import statistics
 
 import duckdb
 
+from healthscore.build.sources import load_sources
 from healthscore.config import Config
 from healthscore.errors import DataError
 
@@ -89,6 +90,15 @@ def observations_sql(config: Config, end: dt.date, as_of_dates: list[dt.date]) -
                 ELSE coalesce(churn_date < d.horizon_end, false) END AS churned
     FROM acc, (VALUES {dates}) d(as_of, horizon_end)
     WHERE acc.first_start < d.as_of AND (churn_date IS NULL OR churn_date >= d.as_of)"""
+
+
+def churn_outcomes(config: Config, as_of_dates: list[dt.date]) -> list[tuple[str, dt.date, bool | None]]:
+    """(account_id, as_of, churned) of every account active at each date: the health score's label,
+    None while its window runs past what the subscriptions can show."""
+    with duckdb.connect() as con:
+        end = label_end(con, load_sources(config, con).data_end, [])
+        con.execute(observations_sql(config, end, sorted(set(as_of_dates))))
+        return con.execute("SELECT account_id, as_of, churned FROM observations").fetchall()
 
 
 def check_label_rates(con: duckdb.DuckDBPyConnection, config: Config) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from healthscore.cli import data, history, models, report, scoring
+from healthscore.cli import data, forecast, history, models, overrides, report, scoring
 from healthscore.cli.console import DEBUG
 
 app = typer.Typer(help="Calibrated, explainable customer health scores.", no_args_is_help=True, add_completion=False)
@@ -18,7 +18,7 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show the traceback
     DEBUG["on"] = debug
 
 
-for group in (data, models, scoring, history, report):
+for group in (data, models, scoring, history, report, forecast, overrides):
     app.registered_commands += group.app.registered_commands
 
 if __name__ == "__main__":

@@ -25,15 +25,17 @@ def report_cmd(
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the account table as CSV for a CRM import.")] = None,
     playbooks: Annotated[Optional[Path], typer.Option(
         "--playbooks", help="YAML of driver family -> next action; its entries replace the shipped ones.")] = None,
+    forecast: Annotated[Optional[Path], typer.Option(
+        "--forecast", help="Forecast written by `healthscore forecast` (its .accounts and .backtest files beside it): the forecast panel.")] = None,
 ) -> None:
     """Portfolio, KPIs, movement and every account with its reasons and next actions, in one HTML page."""
     from healthscore.io import check_output
     from healthscore.report import build_report, save_report
 
-    check_output(out, (".html", ".htm"), [scores, history, playbooks])
+    check_output(out, (".html", ".htm"), [scores, history, playbooks, forecast])
     if csv is not None:
         check_output(csv, (".csv",), [scores, history, playbooks, out], "--csv")
-    report = build_report(scores, history=history, model=model, playbooks=playbooks)
+    report = build_report(scores, history=history, model=model, playbooks=playbooks, forecast=forecast)
     save_report(report, out, csv)
     for note in report.notes:
         console.print(Text.assemble(("note:", "yellow"), f" {note}"))

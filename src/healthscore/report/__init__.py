@@ -18,10 +18,11 @@ __all__ = ["Report", "build_report", "save_report", "write_report"]
 
 
 def write_report(scores_path: str | Path, out: str | Path, history: str | Path | None = None, model: str | None = None,
-                 csv: str | Path | None = None, playbooks: str | Path | None = None) -> Path:
+                 csv: str | Path | None = None, playbooks: str | Path | None = None, forecast: str | Path | None = None) -> Path:
     """Build the report of one scores file into `out` (and the account CSV into `csv`); returns `out`.
-    `model` defaults to the model named in the scores; `history` adds KPIs over time and movement."""
-    return save_report(build_report(scores_path, history=history, model=model, playbooks=playbooks), out, csv)
+    `model` defaults to the model named in the scores; `history` adds KPIs over time, movement and
+    the CSMs' overrides; `forecast` (written by `healthscore forecast`) the forecast panel."""
+    return save_report(build_report(scores_path, history=history, model=model, playbooks=playbooks, forecast=forecast), out, csv)
 
 
 def save_report(report: Report, out: str | Path, csv: str | Path | None = None) -> Path:

@@ -18,7 +18,9 @@ import pandas as pd
 
 from healthscore.dataset import FeatureSpec
 from healthscore.history.changes import changes
+from healthscore.history.overrides import csm_tiers
 from healthscore.model.estimator import FeatureDistribution
+from healthscore.report.forecast import forecast_panel
 from healthscore.report.inputs import read_runs, read_scores, resolve_model
 from healthscore.report.kpis import kpis
 from healthscore.report.playbooks import FALLBACK, HIGH_HEALTH, action_for, load_playbooks
@@ -41,7 +43,7 @@ class Report:
 
 
 def build_report(scores_path: str | Path, history: str | Path | None = None, model: str | None = None,
-                 playbooks: str | Path | None = None) -> Report:
+                 playbooks: str | Path | None = None, forecast: str | Path | None = None) -> Report:
     scores = read_scores(scores_path)
     health_model, ref = resolve_model(scores, model)
     books = load_playbooks(playbooks)
@@ -56,6 +58,8 @@ def build_report(scores_path: str | Path, history: str | Path | None = None, mod
     runs, start = _runs(history, as_of, notes)
     previous = runs[runs["as_of"] == start].set_index("account_id") if start else None
     accounts = account_rows(scores, values, features, books, tiers.labels, previous)
+    # the CSM's tier beside the model's, never in its place
+    accounts = accounts.join(csm_tiers(history), on="account_id")
     scale = tiers.scale
     cutoffs = {"healthy_from": scale.healthy_from, "unhealthy_below": scale.unhealthy_below}
     payload = {
@@ -77,6 +81,7 @@ def build_report(scores_path: str | Path, history: str | Path | None = None, mod
         "accounts": _table(accounts),
         "details": _details(accounts, scores["baseline_score"], values, points, features, runs),
         "model": _model_facts(ref, health_model.provenance_),
+        "forecast": forecast_panel(forecast) if forecast is not None else None,
         "notes": notes,
     }
     return Report(accounts, payload, notes)
@@ -222,6 +227,8 @@ def _table(accounts: pd.DataFrame) -> dict:
         "name": [_plain(v) for v in accounts["account_name"]],
         **columns,
         "tier": accounts["tier"].map({t: i for i, t in enumerate(TIERS)}).tolist(),
+        "csm_tier": [_compact(v) for v in accounts["csm_tier"].map({t: i for i, t in enumerate(TIERS)})],
+        "csm_expired": [bool(v) if isinstance(v, (bool, np.bool_)) else None for v in accounts["csm_expired"]],
         "score": _numbers(accounts["health_score"], 2),
         "percentile": _numbers(accounts["health_percentile"], 1),
         "probability": _numbers(accounts["churn_probability"], 5),

@@ -12,7 +12,7 @@ from healthscore.io import atomic_path
 from healthscore.scores_file import REASONS
 
 LEADING = ["account_id", "account_name", "csm_owner", "segment", "plan", "as_of", "health_score", "health_percentile",
-           "tier", "tier_label", "churn_probability", "mrr", "revenue_at_risk", "previous_score", "previous_tier",
+           "tier", "tier_label", "csm_tier", "csm_reason", "csm_by", "csm_until", "csm_expired", "churn_probability", "mrr", "revenue_at_risk", "previous_score", "previous_tier",
            "score_change", "next_action"]
 COLUMNS = [*LEADING,
            *[f"reason_{k}_{part}" for k in range(1, REASONS + 1) for part in ("code", "text", "points", "family", "action")],

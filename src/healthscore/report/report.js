@@ -295,11 +295,18 @@
     { key: "owner", label: "CSM owner", width: "12%", sort: (i) => owners[A.csm_owner.index[i]].toLowerCase(), cell: (i) => owners[A.csm_owner.index[i]] || "-" },
     { key: "score", label: "Score", width: "7%", num: true, sort: (i) => A.score[i], cell: (i) => one(A.score[i]) },
     { key: "tier", label: "Tier", width: "10%", sort: (i) => -A.tier[i], cell: (i) => tierBadge(A.tier[i]) },
+    { key: "csm_tier", label: "CSM says", width: "10%", sort: (i) => (A.csm_tier[i] == null ? 9 : -A.csm_tier[i]), cell: csmTier },
     { key: "trend", label: "Trend", width: "8%", sort: (i) => A.change[i], cell: (i) => trend(A.change[i]) },
     { key: "mrr", label: "MRR", width: "8%", num: true, sort: (i) => A.mrr[i], cell: (i) => money(A.mrr[i]) },
     { key: "revenue_at_risk", label: "Revenue at risk", width: "10%", num: true, sort: (i) => A.revenue_at_risk[i], cell: (i) => money(A.revenue_at_risk[i]) },
     { key: "reason", label: "Top reason", width: "auto", sort: (i) => topReason(i).toLowerCase(), cell: (i) => topReason(i) || "-" },
   ];
+  /** The CSM's override beside the model's tier, never in its place; an expired one is marked. */
+  function csmTier(i) {
+    if (A.csm_tier[i] == null) return "-";
+    return el("span", { class: A.csm_expired[i] ? "muted" : null, "data-csm": TIERS[A.csm_tier[i]].code },
+      tierBadge(A.csm_tier[i]), A.csm_expired[i] ? " (expired)" : "");
+  }
   const haystack = A.id.map((id, i) => [id, A.name[i], owners[A.csm_owner.index[i]], topReason(i)].join(" ").toLowerCase());
   const state = { sort: "revenue_at_risk", descending: true, view: [], rowHeight: 35 };
   const wrap = $("table-wrap"), tbody = $("table-body");
@@ -541,11 +548,57 @@
     return svg;
   }
 
+  // --- forecast -----------------------------------------------------------------------------
+  function renderForecast() {
+    const F = D.forecast;
+    if (!F) return;
+    $("forecast").hidden = false;
+    const cover = `churned MRR inside its 80% interval on ${share(F.coverage80)} of ${F.backtest.length} past dates (95%: ${share(F.coverage95)})`;
+    $("forecast-body").append(
+      el("p", { class: "muted" }, `From ${F.as_of}: expected retained MRR of today's ${money(F.mrr_start)} (no expansion, no new accounts), `
+        + `with its 80% and 95% intervals. Backtest: ${cover}.`),
+      retainedChart(F),
+      el("table", { class: "small", id: "forecast-quarters" },
+        el("thead", {}, el("tr", {}, ["Quarter", "Expected churned MRR", "80% interval", "GRR"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, F.quarters.map((q) => el("tr", {}, el("td", {}, q.period), el("td", { class: "num" }, money(q.churned)),
+          el("td", { class: "num" }, `${money(q.low80)} - ${money(q.high80)}`), el("td", { class: "num" }, share(q.grr, 1)))))),
+      el("h3", {}, "Biggest renewals at risk in the next 90 days"),
+      el("table", { class: "small", id: "forecast-renewals" },
+        el("thead", {}, el("tr", {}, ["Account", "Renewal", "MRR", "Churn before renewal", "Why"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, F.renewals_at_risk.map((r) => el("tr", {},
+          el("td", {}, accountLink(r.id, r.name)), el("td", {}, r.renewal),
+          el("td", { class: "num" }, money(r.mrr)), el("td", { class: "num" }, share(r.probability, 1)),
+          el("td", {}, r.reasons.join("; ") || "-"))))),
+      el("h3", {}, "Backtest: the 3-month forecast made at each past date against what happened"),
+      el("table", { class: "small", id: "forecast-backtest" },
+        el("thead", {}, el("tr", {}, ["As of", "Forecast churned MRR", "80% interval", "Actual", "Inside 80% / 95%"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, F.backtest.map((b) => el("tr", {}, el("td", {}, b.as_of), el("td", { class: "num" }, money(b.expected)),
+          el("td", { class: "num" }, `${money(b.low80)} - ${money(b.high80)}`), el("td", { class: "num" }, money(b.actual)),
+          el("td", {}, `${b.inside80 ? "yes" : "no"} / ${b.inside95 ? "yes" : "no"}`))))));
+  }
+
+  /** Expected retained MRR by month, with the 95% and 80% bands behind the line. */
+  function retainedChart(F) {
+    const W = 640, H = 220, L = 80, B = 30, T = 10, months = F.months, n = months.length;
+    const lo = Math.min(...months.map((m) => m.retained_mrr_low95)), hi = F.mrr_start;
+    const x = (k) => L + ((W - L - 10) * (k + 0.5)) / n, y = (v) => T + ((H - T - B) * (hi - v)) / Math.max(hi - lo, 1);
+    const band = (low, high) => months.map((m, k) => `${x(k)},${y(m[high])}`).concat(months.map((m, k) => `${x(k)},${y(m[low])}`).reverse()).join(" ");
+    return sv("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", id: "forecast-chart", "aria-label": "Expected retained MRR by month with 80% and 95% intervals" },
+      sv("polygon", { points: band("retained_mrr_low95", "retained_mrr_high95"), fill: "#cfe0f5" }),
+      sv("polygon", { points: band("retained_mrr_low80", "retained_mrr_high80"), fill: "#9dbfe8" }),
+      sv("polyline", { points: months.map((m, k) => `${x(k)},${y(m.expected)}`).join(" "), fill: "none", stroke: "#1f4e8c", "stroke-width": 2 }),
+      [hi, (hi + lo) / 2, lo].map((v) => sv("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11 }, money(v))),
+      months.map((m, k) => sv("text", { x: x(k), y: H - 10, "text-anchor": "middle", "font-size": 11 }, m.period.slice(2))),
+      months.map((m, k) => sv("circle", { cx: x(k), cy: y(m.expected), r: 3, fill: "#1f4e8c" },
+        sv("title", {}, `${m.period}: ${money(m.expected)} retained (GRR ${share(m.grr, 1)}); 80% ${money(m.retained_mrr_low80)} - ${money(m.retained_mrr_high80)}`))));
+  }
+
   // --- start --------------------------------------------------------------------------------
   renderHeader();
   renderPortfolio();
   renderQuality();
   renderMovement();
+  renderForecast();
   setupTable();
   renderFooter();
   $("detail-close").addEventListener("click", closeDetail);
