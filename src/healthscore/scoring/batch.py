@@ -97,7 +97,7 @@ class _ChunkWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-class _Clock:
+class Clock:
     """Seconds per step of the run, for the metadata: where the time went."""
 
     def __init__(self):
@@ -131,8 +131,10 @@ class _Riskiest:
         self.n, self.rows = n, pd.DataFrame(columns=self.COLUMNS)
 
     def add(self, scores: pd.DataFrame) -> None:
-        lowest = scores.nsmallest(self.n, "health_score")[self.COLUMNS]
-        self.rows = lowest if self.rows.empty else pd.concat([self.rows, lowest]).nsmallest(self.n, "health_score")
+        # ties (scores clipped at 0) go by account: the same five whatever order the chunks or partitions come in
+        lowest = scores.nsmallest(self.n, "health_score", keep="all")[self.COLUMNS]
+        rows = lowest if self.rows.empty else pd.concat([self.rows, lowest])
+        self.rows = rows.sort_values(["health_score", "account_id", "reason_1_text"], kind="stable").head(self.n)
 
     def records(self) -> list[dict]:
         return self.rows.astype(object).where(self.rows.notna(), None).to_dict("records")
@@ -180,7 +182,7 @@ class RunTally:
 
 def score_chunk(model: HealthModel, ref: ModelRef, table: str, chunk: Chunk, duplicates: set[str], by_as_of: bool,
                 as_of: dt.date | None, scored_at: str, previous_tiers: dict[str, str] | None, tally: RunTally,
-                clock: _Clock) -> tuple[pd.DataFrame, pd.DataFrame]:
+                clock: Clock) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One chunk of the input: its scores-file rows and its rejections (typed as in the file),
     added to the tally. The local job and every Spark partition score through here."""
     bad = rejections(model, table, chunk.rows, duplicates, by_as_of)
@@ -235,7 +237,7 @@ def score_input(
     rejections beside it and the run's metadata (counts, tiers, drift, timings, the riskiest).
     Raw-table rows the source checks set aside lead the rejection file; they are counted apart
     (`rejected_source_rows`), as they are not rows of the scoring input."""
-    clock, scored_at = _Clock(), scored_now()
+    clock, scored_at = Clock(), scored_now()
     by_as_of = as_of is None  # a given as_of is every row's: an account twice is then a duplicate
     with clock("finding duplicates"):
         duplicates = source.duplicate_keys(by_as_of)
