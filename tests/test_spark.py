@@ -8,14 +8,18 @@ import datetime as dt
 import json
 
 import duckdb
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
+from healthscore import registry
 from healthscore.build.spark import spark_session
+from healthscore.model.artefacts import write_training_artefacts
 from healthscore.model.training import train
 from healthscore.pipeline import score_accounts
 from healthscore.scores_file import SCORE_COLUMNS, metadata_path_for, rejected_path_for
+from healthscore.scoring.spark import SCORES, scores_schema
 from healthscore.settings import ModelParams, SplitConfig, TrainingConfig
 from synthetic import synthetic_dataset
 
@@ -100,3 +104,34 @@ def test_the_history_records_a_spark_run_from_its_parquet_parts(scored):
                               con.execute("SELECT accounts, healthy, at_risk, unhealthy, rejected FROM runs ORDER BY as_of").fetchall())
     pd.testing.assert_frame_equal(tables["spark"][0], tables["local"][0])
     assert tables["spark"][1] == tables["local"][1]
+
+
+@pytest.fixture(scope="module")
+def registered(project):
+    """A model trained and registered (alias challenger) in the project's own MLflow store."""
+    data = synthetic_dataset(accounts=300, months=12, seed=5)
+    result = train(data, CONFIG)
+    write_training_artefacts(result, project / "artefacts")
+    return data, registry.log_training(result, data, project / "artefacts")
+
+
+def test_spark_udf_over_the_registered_model_returns_the_scores_file_columns(spark, registered):
+    data, model = registered
+    uri = "models:/customer-health@challenger"
+    names = mlflow.models.get_model_info(uri).signature.inputs.input_names()  # spark_udf passes columns in this order
+    rows = data.frame[data.frame["as_of"] == data.frame["as_of"].max()].head(120).reset_index(drop=True)[names]
+    expected = mlflow.pyfunc.load_model(uri).predict(rows)
+    udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=scores_schema(dates="string"), env_manager="local")
+    got = spark.createDataFrame(rows.astype({"plan": object})).select(udf(*names).alias("s")).select("s.*").toPandas()
+    assert list(got.columns) == SCORES
+    expected["as_of"] = expected["as_of"].astype(str)  # spark_udf returns primitive types only: the date as ISO text
+    assert (got["model_version"] == model.version).all() and (got["model_run_id"] == model.run_id).all()
+    compare = [c for c in SCORES if c != "scored_at" and expected[c].notna().any()]
+    got, expected = (f[compare].sort_values("account_id").reset_index(drop=True) for f in (got, expected))
+    # MLflow's spark_udf casts every text field of a struct result with astype(str): a missing reason arrives as 'nan'
+    text = [c for c in compare if SCORE_COLUMNS.get(c) in ("VARCHAR", "JSON")]
+    missing = expected[text].isna()
+    assert missing.to_numpy().any() and set(got[text].to_numpy()[missing.to_numpy()]) == {"nan"}
+    got[text] = got[text].where(~missing, None).astype(object)
+    expected[text] = expected[text].astype(object).where(~missing, None)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import TYPE_CHECKING
 
 from healthscore.errors import ConfigError
@@ -29,6 +30,8 @@ def spark_session(master: str | None = None, settings: dict[str, str] | None = N
         from pyspark.sql import SparkSession
     except ImportError:
         raise ConfigError("--engine spark needs pyspark: pip install 'healthscore[spark]' (and a Java 17+ runtime)") from None
+    # pyspark 4.3 warns that it does not fully support pandas 3; the engine's parity tests run on pandas 3
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     active = SparkSession.getActiveSession()
     if active is not None:
         return active

@@ -62,23 +62,30 @@ def model_from_files(files: dict[str, bytes]) -> HealthModel:
     return _MODELS[key]
 
 
+def scores_schema(dates: str = "date") -> str:
+    """The scores file as a Spark schema (DDL). `mlflow.pyfunc.spark_udf` returns primitive types
+    only: its `result_type` is `scores_schema(dates="string")` (as_of as ISO text)."""
+    return ", ".join(f"`{c}` {dates if c == 'as_of' else _SPARK_TYPES[SCORE_COLUMNS.get(c, 'VARCHAR')]}" for c in SCORES)
+
+
 def _schema() -> str:
-    scores = [f"`{c}` {_SPARK_TYPES[SCORE_COLUMNS.get(c, 'VARCHAR')]}" for c in SCORES]
     rejected = [f"`{name}` {'long' if c == 'row' else 'string'}" for c, name in _REJECTED.items()]
-    return ", ".join(["_kind string", *scores, *rejected, "_tally string"])
+    return ", ".join(["_kind string", scores_schema(), *rejected, "_tally string"])
 
 
 def _wide(columns: dict[str, pd.Series | list], rows: int, kind: str) -> pd.DataFrame:
-    """A frame of every output column (those of other kinds empty), as mapInPandas returns them.
-    Text goes as Python objects: pyspark 4.3's Arrow conversion fails on pandas 3's Arrow-backed
-    strings ("Cannot convert pyarrow.lib.ChunkedArray to pyarrow.lib.Array")."""
+    """A frame of every output column (those of other kinds empty), as mapInPandas returns them."""
     names = ["_kind", *SCORES, *_REJECTED.values(), "_tally"]
     empty = pd.Series([None] * rows, dtype=object)
-    out = {}
-    for name in names:
-        values = pd.Series(columns[name]).reset_index(drop=True) if name in columns else empty
-        out[name] = values.astype(object).where(values.notna(), None) if pd.api.types.is_string_dtype(values.dtype) else values
-    return pd.DataFrame(out | {"_kind": [kind] * rows})
+    out = {name: pd.Series(columns[name]).reset_index(drop=True) if name in columns else empty for name in names}
+    return _plain_text(pd.DataFrame(out | {"_kind": [kind] * rows}))
+
+
+def _plain_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text as Python strings and None: pyspark 4.3's Arrow conversion fails on pandas 3's
+    Arrow-backed strings ("Cannot convert pyarrow.lib.ChunkedArray to pyarrow.lib.Array")."""
+    text = [c for c in frame if pd.api.types.is_string_dtype(frame[c].dtype)]
+    return frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), None) for c in text})
 
 
 def check_folder_output(output: Path, inputs: list[Path | None]) -> None:
