@@ -15,6 +15,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# The Spark extra only for the tests (and spark users): `make demo` never needs Spark or Java.
+$(VENV)/.installed-spark: $(VENV)/.installed
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	touch $@
+
 demo: install
 	$(BIN)/healthscore generate --out $(DEMO_DIR)
 	$(BIN)/healthscore build-dataset --config $(DEMO_DIR)/healthscore.yaml --out $(DEMO_DIR)/dataset.parquet
@@ -29,9 +34,11 @@ demo: install
 	@echo "Report: $(DEMO_DIR)/report.html (open it in a browser; it needs no network)"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db"
 
-# The report's browser tests drive Debian's Chromium; the script installs it once (needs root).
-test: install
+# The report's browser tests drive Debian's Chromium, the Spark tests a Java runtime: the scripts
+# install them once from Debian's packages (needs root).
+test: install $(VENV)/.installed-spark
 	bash scripts/install-browser.sh
+	bash scripts/install-java.sh
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/pytest -q
 

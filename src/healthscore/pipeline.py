@@ -10,6 +10,7 @@ report); the CLI only parses options and prints what these return.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pandas as pd
 
 from healthscore.build.raw import build_dataset
 from healthscore.build.snapshot import build_snapshot_dataset
+from healthscore.build.spark import spark_session
 from healthscore.config import Config, load_config
 from healthscore.dataset import Dataset, read_dataset
 from healthscore.defaults import CHUNK_SIZE, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
@@ -33,6 +35,7 @@ from healthscore.scores_file import metadata_path_for, rejected_path_for
 from healthscore.scoring.batch import ScoreRun, score_input
 from healthscore.scoring.chunks import ScoringInput
 from healthscore.scoring.inputs import FrameInput, RawTablesInput, open_table
+from healthscore.scoring.spark import check_folder_output, score_on_spark
 from healthscore.settings import TrainingConfig
 
 __all__ = ["TrainingOutcome", "load_dataset", "promote", "score_accounts", "train_and_register", "write_report"]
@@ -114,19 +117,49 @@ def score_accounts(
     chunk_size: int = CHUNK_SIZE,
     max_rejected_share: float = MAX_REJECTED_SHARE,
     progress: Callable[[str, int, int], None] | None = None,
+    engine: str = "local",
 ) -> ScoreRun:
     """Score the base at `as_of` from the raw tables of `config` (built by the same code as the
     training data), or a `table`: a dataset file, the user's own snapshot table, or a frame.
-    The run is recorded in `history` (None: not recorded)."""
+    The run is recorded in `history` (None: not recorded). `engine` "spark" scores a dataset
+    Parquet file or folder on the active (or a local) Spark session into a folder of parts."""
     say = progress or (lambda *_: None)
     inputs = [table if isinstance(table, (str, Path)) else None, history,
               *([config.source_path(name) for name in config.sources] if config is not None else [])]
-    for path, option in ((output, "--out"), (rejected_path_for(output), "--out (its rejections)"),
-                         (metadata_path_for(output), "--out (its metadata)")):
-        check_output(path, TABLE_SUFFIXES if option == "--out" else (path.suffix,), inputs, option)
+    if engine == "spark":
+        check_folder_output(Path(output), inputs)
+    else:
+        for path, option in ((output, "--out"), (rejected_path_for(output), "--out (its rejections)"),
+                             (metadata_path_for(output), "--out (its metadata)")):
+            check_output(path, TABLE_SUFFIXES if option == "--out" else (path.suffix,), inputs, option)
     if history is not None:
         check_history(history)
     health_model, ref = load_model(model)
+    # the last recorded tiers keep tiers stable run to run (the tier policy's stability margin)
+    previous = previous_tiers(history, as_of) if history is not None and as_of is not None else None
+    if engine == "spark":
+        if not isinstance(table, (str, Path)):
+            raise UserError("--engine spark scores a dataset Parquet file or folder (--table)")
+        say("scoring on Spark", 0, 1)
+        run = score_on_spark(spark_session(), health_model, ref, Path(table), Path(output), as_of, chunk_size, max_rejected_share,
+                             previous)
+    else:
+        run = _score_locally(health_model, ref, output, config, as_of, table, id_column, as_of_column, chunk_size,
+                             max_rejected_share, previous, say)
+    if history is not None:
+        try:
+            record_run(history, output, run.metadata, health_model.features)
+        except BaseException:  # all or nothing: a run the history does not hold leaves no files either
+            for written in (output, rejected_path_for(output), metadata_path_for(output)):
+                if written.is_dir():
+                    shutil.rmtree(written)
+                written.unlink(missing_ok=True)
+            raise
+    return run
+
+
+def _score_locally(health_model, ref, output, config, as_of, table, id_column, as_of_column, chunk_size, max_rejected_share,
+                   previous, say) -> ScoreRun:
     source: ScoringInput
     if config is not None:
         if as_of is None:
@@ -139,15 +172,5 @@ def score_accounts(
         source = open_table(Path(table), id_column, health_model.features, as_of_column)
     else:
         raise UserError("score needs a config (raw tables) or a table of metrics")
-    # the last recorded tiers keep tiers stable run to run (the tier policy's stability margin)
-    previous = previous_tiers(history, as_of) if history is not None and as_of is not None else None
-    run = score_input(health_model, ref, source, output, as_of, chunk_size, max_rejected_share,
-                      progress=lambda done, total: say("scoring", done, total), previous_tiers=previous)
-    if history is not None:
-        try:
-            record_run(history, output, run.metadata, health_model.features)
-        except BaseException:  # all or nothing: a run the history does not hold leaves no files either
-            for written in (output, rejected_path_for(output), metadata_path_for(output)):
-                written.unlink(missing_ok=True)
-            raise
-    return run
+    return score_input(health_model, ref, source, output, as_of, chunk_size, max_rejected_share,
+                       progress=lambda done, total: say("scoring", done, total), previous_tiers=previous)

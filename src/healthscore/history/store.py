@@ -88,14 +88,15 @@ def _check_ours(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:
                            "give another --history")
 
 
-def _reader(path: Path) -> str:
-    """The DuckDB table function for a scores file. CSV is read as text and cast column by column:
-    the sniffer would otherwise turn account ids like 00123 into numbers."""
+def _reader(path: Path) -> tuple[str, str]:
+    """The DuckDB table function for a scores file, and what it reads. CSV is read as text and cast
+    column by column: the sniffer would otherwise turn account ids like 00123 into numbers. A
+    folder is the Parquet parts that Spark writes."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return "read_csv(?, header = true, all_varchar = true)"
+        return "read_csv(?, header = true, all_varchar = true)", str(path)
     if suffix in (".parquet", ".pq"):
-        return "read_parquet(?)"
+        return "read_parquet(?)", str(path / "*.parquet") if path.is_dir() else str(path)
     raise HistoryError(f"{path}: scores files are .parquet or .csv")
 
 
@@ -107,14 +108,14 @@ def record_run(db_path: str | Path, scores_path: str | Path, metadata: dict, fea
     db_path, scores_path = Path(db_path), Path(scores_path)
     if not scores_path.exists():
         raise HistoryError(f"{scores_path}: no such scores file")
-    reader = _reader(scores_path)
+    reader, files = _reader(scores_path)
     created = not db_path.exists()
     try:
         with _connect(db_path) as con:
             _check_ours(con, db_path)
             con.execute("BEGIN TRANSACTION")
             try:
-                rows = _ingest(con, reader, scores_path, metadata, features)
+                rows = _ingest(con, reader, files, scores_path, metadata, features)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -127,9 +128,9 @@ def record_run(db_path: str | Path, scores_path: str | Path, metadata: dict, fea
     return rows
 
 
-def _ingest(con, reader: str, path: Path, metadata: dict, features: list[FeatureSpec]) -> int:
+def _ingest(con, reader: str, files: str, path: Path, metadata: dict, features: list[FeatureSpec]) -> int:
     con.execute(SCHEMA)
-    found = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()}
+    found = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}", [files]).fetchall()}
     missing = [c for c in SCORE_COLUMNS if c not in found]
     if missing:
         raise HistoryError(f"{path}: not a scores file, missing columns {', '.join(missing)}")
@@ -137,7 +138,7 @@ def _ingest(con, reader: str, path: Path, metadata: dict, features: list[Feature
         "CAST(CAST(scored_at AS TIMESTAMPTZ) AS TIMESTAMP) AS scored_at" if name == "scored_at"
         else f"CAST({name} AS {kind}) AS {name}"
         for name, kind in SCORE_COLUMNS.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS\nSELECT\n    {casts}\nFROM {reader}", [str(path)])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS\nSELECT\n    {casts}\nFROM {reader}", [files])
 
     rows, no_key, models = con.execute("""
         SELECT count(*),

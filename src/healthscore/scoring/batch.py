@@ -28,8 +28,8 @@ from healthscore.errors import REJECTION_COLUMNS, Reason, TooManyRejected, no_re
 from healthscore.io import atomic_path, temporary_beside
 from healthscore.model.estimator import HealthModel
 from healthscore.model.reasons import scores_with_reasons, unseen_categories
-from healthscore.scores_file import ModelRef, metadata_path_for, rejected_path_for, scored_now
-from healthscore.scoring.chunks import ScoringInput, row_keys
+from healthscore.scores_file import TIERS, ModelRef, metadata_path_for, rejected_path_for, scored_now
+from healthscore.scoring.chunks import Chunk, ScoringInput, row_keys
 from healthscore.scoring.drift import DriftCheck
 from healthscore.scoring.inputs import FrameInput
 
@@ -98,7 +98,7 @@ class _ChunkWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-class _Clock:
+class Clock:
     """Seconds per step of the run, for the metadata: where the time went."""
 
     def __init__(self):
@@ -132,11 +132,95 @@ class _Riskiest:
         self.n, self.rows = n, pd.DataFrame(columns=self.COLUMNS)
 
     def add(self, scores: pd.DataFrame) -> None:
-        lowest = scores.nsmallest(self.n, "health_score")[self.COLUMNS]
-        self.rows = lowest if self.rows.empty else pd.concat([self.rows, lowest]).nsmallest(self.n, "health_score")
+        # ties (scores clipped at 0) go by account: the same five whatever order the chunks or partitions come in
+        lowest = scores.nsmallest(self.n, "health_score", keep="all")[self.COLUMNS]
+        rows = lowest if self.rows.empty else pd.concat([self.rows, lowest])
+        self.rows = rows.sort_values(["health_score", "account_id", "reason_1_text"], kind="stable").head(self.n)
 
     def records(self) -> list[dict]:
         return self.rows.astype(object).where(self.rows.notna(), None).to_dict("records")
+
+
+class RunTally:
+    """What a run adds up as it goes, chunk by chunk (or, on Spark, partition by partition, then
+    merged): counts, tiers, drift, the riskiest accounts, categories training never saw."""
+
+    def __init__(self, model: HealthModel):
+        self.scored = self.rejected = 0
+        self.tiers = dict.fromkeys(TIERS, 0)
+        self.drift, self.riskiest = DriftCheck(model), _Riskiest()
+        self.unseen: dict[str, dict[str, int]] = {}  # categorical metric -> value training never saw -> rows
+
+    def add(self, model: HealthModel, good: pd.DataFrame, scores: pd.DataFrame) -> None:
+        self.drift.add(good, scores["churn_probability"].to_numpy())
+        self._add_unseen(unseen_categories(model, good))
+        self.riskiest.add(scores)
+        for tier, n in scores["tier"].value_counts().items():
+            self.tiers[tier] += int(n)
+        self.scored += len(good)
+
+    def _add_unseen(self, found: dict[str, dict[str, int]]) -> None:
+        for code, counts in found.items():
+            for value, n in counts.items():
+                self.unseen.setdefault(code, {}).setdefault(value, 0)
+                self.unseen[code][value] += n
+
+    def to_dict(self) -> dict:
+        """Plain data (JSON), to travel from where it was added up to where it is merged."""
+        return {"scored": self.scored, "rejected": self.rejected, "tiers": self.tiers, "drift": self.drift.counts(),
+                "riskiest": self.riskiest.records(), "unseen": self.unseen}
+
+    def merge(self, part: dict) -> None:
+        self.scored += part["scored"]
+        self.rejected += part["rejected"]
+        for tier, n in part["tiers"].items():
+            self.tiers[tier] += n
+        self.drift.merge(part["drift"])
+        if part["riskiest"]:
+            self.riskiest.add(pd.DataFrame(part["riskiest"], columns=_Riskiest.COLUMNS))
+        self._add_unseen(part["unseen"])
+
+
+def score_chunk(model: HealthModel, ref: ModelRef, table: str, chunk: Chunk, duplicates: set[str], by_as_of: bool,
+                as_of: dt.date | None, scored_at: str, previous_tiers: dict[str, str] | None, tally: RunTally,
+                clock: Clock) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One chunk of the input: its scores-file rows and its rejections (typed as in the file),
+    added to the tally. The local job and every Spark partition score through here."""
+    bad = rejections(model, table, chunk.rows, duplicates, by_as_of)
+    rejected = typed_rejections([chunk.rejected, bad]) if len(bad) or len(chunk.rejected) else no_rejections()
+    tally.rejected += len(rejected)
+    good = chunk.rows.drop(index=bad["row"])
+    if not len(good):
+        return pd.DataFrame(), rejected
+    with clock("scoring and reasons"):
+        scores = scores_with_reasons(model, ref, good, as_of, scored_at, previous_tiers)
+    with clock("drift and summary"):
+        tally.add(model, good, scores)
+    return scores, rejected
+
+
+def run_metadata(model: HealthModel, ref: ModelRef, description: str, output: Path, as_of: dt.date | None, scored_at: str,
+                 previous_tiers: dict[str, str] | None, tally: RunTally, input_rows: int, rejected_source_rows: int,
+                 timings: dict[str, float]) -> dict:
+    """The run's metadata (`<output>.meta.json` and the history's `runs`)."""
+    return {
+        "model": ref.__dict__, "as_of": str(as_of) if as_of else None, "scored_at": scored_at, "input": description,
+        "input_rows": input_rows, "scored_rows": tally.scored, "rejected_rows": tally.rejected,
+        "rejected_source_rows": rejected_source_rows, "tiers": tally.tiers,
+        "tier_stability": {"margin": model.tier_policy.stability_margin, "previous_tiers": len(previous_tiers or {})},
+        "seconds": round(sum(timings.values()), 2), "timings": {step: round(s, 2) for step, s in timings.items()},
+        "output": str(output), "drift": tally.drift.report(), "riskiest": tally.riskiest.records(), "unseen_categories": tally.unseen,
+    }
+
+
+def run_failure(metadata: dict, max_rejected_share: float) -> str | None:
+    """Why a run must not publish its scores: nothing scored, or too many rows rejected."""
+    done, rejected = metadata["input_rows"], metadata["rejected_rows"]
+    if metadata["scored_rows"] == 0:
+        return f"{metadata['input']}: none of its {done:,} rows could be scored"
+    if done and rejected / done > max_rejected_share:
+        return f"{rejected} of {done} rows ({rejected / done:.1%}) could not be scored, more than the allowed {max_rejected_share:.1%}"
+    return None
 
 
 def score_input(
@@ -154,39 +238,24 @@ def score_input(
     rejections beside it and the run's metadata (counts, tiers, drift, timings, the riskiest).
     Raw-table rows the source checks set aside lead the rejection file; they are counted apart
     (`rejected_source_rows`), as they are not rows of the scoring input."""
-    clock, scored_at = _Clock(), scored_now()
+    clock, scored_at = Clock(), scored_now()
     by_as_of = as_of is None  # a given as_of is every row's: an account twice is then a duplicate
     with clock("finding duplicates"):
         duplicates = source.duplicate_keys(by_as_of)
-    tiers = dict.fromkeys(("healthy", "at_risk", "unhealthy"), 0)
-    drift, riskiest, done, scored, rejected = DriftCheck(model), _Riskiest(), 0, 0, 0
-    unseen: dict[str, dict[str, int]] = {}  # categorical metric -> value training never saw -> rows
+    tally, done = RunTally(model), 0
     reject_file = rejected_path_for(output)
     writer, reject_writer = _ChunkWriter(output), _ChunkWriter(reject_file)
     try:
         if len(source.rejections):
-            reject_writer.write(_typed_rejections([source.rejections]))
+            reject_writer.write(typed_rejections([source.rejections]))
         for chunk in clock.timed("reading", source.chunks(chunk_size)):
-            bad = rejections(model, source.description, chunk.rows, duplicates, by_as_of)
-            if len(bad) or len(chunk.rejected):
-                reject_writer.write(_typed_rejections([chunk.rejected, bad]))
-                rejected += len(bad) + len(chunk.rejected)
-            good = chunk.rows.drop(index=bad["row"])
-            if len(good):
-                with clock("scoring and reasons"):
-                    scores = scores_with_reasons(model, ref, good, as_of, scored_at, previous_tiers)
+            scores, bad = score_chunk(model, ref, source.description, chunk, duplicates, by_as_of, as_of, scored_at,
+                                      previous_tiers, tally, clock)
+            if len(bad):
+                reject_writer.write(bad)
+            if len(scores):
                 with clock("writing"):
                     writer.write(scores)
-                with clock("drift and summary"):
-                    drift.add(good, scores["churn_probability"].to_numpy())
-                    for code, counts in unseen_categories(model, good).items():
-                        for value, n in counts.items():
-                            unseen.setdefault(code, {}).setdefault(value, 0)
-                            unseen[code][value] += n
-                    riskiest.add(scores)
-                    for tier, n in scores["tier"].value_counts().items():
-                        tiers[tier] += int(n)
-                scored += len(good)
             done += len(chunk.rows) + len(chunk.rejected)
             if progress:
                 progress(done, source.rows)
@@ -194,18 +263,9 @@ def score_input(
         writer.close(None)
         reject_writer.close(None)
         raise
-    metadata = {
-        "model": ref.__dict__, "as_of": str(as_of) if as_of else None, "scored_at": scored_at, "input": source.description,
-        "input_rows": done, "scored_rows": scored, "rejected_rows": rejected,
-        "rejected_source_rows": source.rejected_source_rows, "tiers": tiers,
-        "tier_stability": {"margin": model.tier_policy.stability_margin, "previous_tiers": len(previous_tiers or {})},
-        "seconds": round(sum(clock.seconds.values()) + sum(source.timings.values()), 2),
-        "timings": {step: round(s, 2) for step, s in (source.timings | clock.seconds).items()},
-        "output": str(output), "drift": drift.report(), "riskiest": riskiest.records(), "unseen_categories": unseen,
-    }
-    failure = (f"{source.description}: none of its {done:,} rows could be scored" if scored == 0 else
-               f"{rejected} of {done} rows ({rejected / done:.1%}) could not be scored, more than the allowed {max_rejected_share:.1%}"
-               if done and rejected / done > max_rejected_share else None)
+    metadata = run_metadata(model, ref, source.description, output, as_of, scored_at, previous_tiers, tally, done,
+                            source.rejected_source_rows, source.timings | clock.seconds)
+    failure = run_failure(metadata, max_rejected_share)
     if failure:  # no output at all; what was found goes where the user is told, not beside the output
         diagnostics = Path(tempfile.mkdtemp(prefix=f"healthscore-failed-{output.stem}-"))
         writer.close(None)
@@ -222,7 +282,7 @@ def score_input(
     return ScoreRun(reject_file if reject_writer.rows else None, metadata)
 
 
-def _typed_rejections(frames: list[pd.DataFrame]) -> pd.DataFrame:
+def typed_rejections(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """One chunk's rejections in input order, typed alike in every chunk (one file schema)."""
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True).sort_values(["table", "row"], kind="stable")
     return frame.astype({"row": "int64"} | {c: "str" for c in REJECTION_COLUMNS if c != "row"})

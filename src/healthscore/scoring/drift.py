@@ -14,6 +14,7 @@ import pandas as pd
 from healthscore.model.estimator import FeatureDistribution, HealthModel
 
 WATCH, ACT = 0.1, 0.25
+SCORE_KEY = "__churn_probability__"  # the score's bins among the metrics' in `counts`
 _EPS = 1e-4  # an empty bin would make the index infinite
 
 
@@ -68,6 +69,14 @@ class DriftCheck:
         for code in self.features:
             self.bins[code].add(rows[code])
         self.score.add(churn_probability)
+
+    def counts(self) -> dict[str, list[float]]:
+        """The counts per bin so far, as plain data: partitions scored apart (Spark) add theirs up with `merge`."""
+        return {code: bins.counts.tolist() for code, bins in ({**self.bins, SCORE_KEY: self.score}).items()}
+
+    def merge(self, counts: dict[str, list[float]]) -> None:
+        for code, bins in ({**self.bins, SCORE_KEY: self.score}).items():
+            bins.counts += np.asarray(counts[code])
 
     def report(self) -> dict:
         metrics = {code: self.bins[code].psi() for code in self.features}
