@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from healthscore.dataset import Dataset
 from healthscore.errors import ModelIntegrityError, ModelNotFound, ModelQualityError, SplitError
 from healthscore.model.calibration import Calibrator
 from healthscore.model.estimator import BOOSTER_FILE, MANIFEST_FILE, MODEL_FILE, HealthModel
@@ -41,6 +43,29 @@ def test_time_split_is_ordered_and_purged(data):
     assert not set(split.develop) & set(split.test)
     with pytest.raises(SplitError, match="too few"):
         split_dataset(data, SplitConfig(test_dates=8, folds=6))
+
+
+def test_a_split_that_does_not_fit_names_settings_that_do(data):
+    """Each setting the error names does split these dates; a horizon one day longer than the one
+    it names does not."""
+    config = SplitConfig(test_dates=8, folds=6)
+    with pytest.raises(SplitError) as failed:
+        split_dataset(data, config)
+    message, named = str(failed.value), 0
+    for pattern, key in ((r"model\.split\.test_dates: (\d+)", "test_dates"), (r"model\.split\.folds: (\d+)", "folds")):
+        if found := re.search(pattern, message):
+            split_dataset(data, config.model_copy(update={key: int(found[1])}))
+            named += 1
+    if "model.split.purge: false" in message:
+        split_dataset(data, config.model_copy(update={"purge": False}))
+        named += 1
+    if found := re.search(r"horizon of at most (\d+) days", message):
+        days = int(found[1])
+        split_dataset(Dataset(data.frame, data.spec.model_copy(update={"horizon_days": days})), config)
+        with pytest.raises(SplitError):
+            split_dataset(Dataset(data.frame, data.spec.model_copy(update={"horizon_days": days + 1})), config)
+        named += 1
+    assert named >= 3 and "more history" in message
 
 
 def test_dateless_snapshot_split_keeps_each_account_in_one_slice(data):

@@ -24,7 +24,7 @@ from healthscore.settings import ModelParams, SplitConfig, TrainingConfig
 from synthetic import synthetic_dataset
 
 CONFIG = TrainingConfig(params=ModelParams(learning_rate=0.2, max_rounds=60, early_stopping_rounds=10),
-                        split=SplitConfig(test_dates=2, valid_dates=2))
+                        split=SplitConfig(test_dates=2))
 
 
 @pytest.fixture(scope="module")

@@ -68,11 +68,37 @@ def _by_time(as_of: pd.Series, horizon: int, config: SplitConfig) -> Split:
     if len(develop) < config.folds:
         raise SplitError(
             f"{len(dates)} labelled as_of dates ({dates[0]} .. {dates[-1]}) are too few for {config.test_dates} test dates, "
-            f"a {gap.days}-day purge and {config.folds} cross-fitting folds of earlier dates; "
-            "lower model.split.test_dates or model.split.folds"
+            f"a {gap.days}-day purge and {config.folds} cross-fitting folds of earlier dates; {_advice(dates, horizon, config)}"
         )
     pick = lambda ds: as_of.index[as_of.isin(ds)]  # noqa: E731
     return Split(pick(develop), pick(test), {"develop": develop, "test": test, "shipped": dates})
+
+
+def _developed(dates: list, gap_days: int, test_dates: int) -> int:
+    """How many dates are left to cross-fit on before `test_dates` test dates and a purge."""
+    if len(dates) <= test_dates:
+        return 0
+    first, gap = dates[-test_dates], dt.timedelta(days=gap_days)
+    return sum(d + gap <= first and d < first for d in dates)
+
+
+def _advice(dates: list, horizon: int, config: SplitConfig) -> str:
+    """Settings that do split these dates, with the numbers for them."""
+    gap = horizon if config.purge else 0
+    options = []
+    if fewer := next((t for t in range(config.test_dates - 1, 0, -1) if _developed(dates, gap, t) >= config.folds), None):
+        options.append(f"model.split.test_dates: {fewer}")
+    if (developed := _developed(dates, gap, config.test_dates)) >= 2:
+        options.append(f"model.split.folds: {developed}")
+    if config.purge:
+        shorter = next((h for h in range(horizon - 1, 0, -1) if _developed(dates, h, config.test_dates) >= config.folds), None)
+        if shorter:
+            options.append(f"a churn horizon of at most {shorter} days (churn.horizon_days or a shorter horizon_months)")
+        if _developed(dates, 0, config.test_dates) >= config.folds:
+            options.append("model.split.purge: false (training labels then overlap the test period)")
+    options.append(f"more history: {config.test_dates} test dates, a {gap}-day purge and {config.folds} folds need "
+                   f"{config.folds - _developed(dates, gap, config.test_dates)} more labelled as_of dates")
+    return "what would fit: " + "; or ".join(options)
 
 
 def _stratified(ids: pd.Series, y: pd.Series, config: SplitConfig) -> Split:
