@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,9 +23,10 @@ from healthscore.cli.report import report_cmd
 from healthscore.dataset import FeatureSpec
 from healthscore.errors import BrowserMissing
 from healthscore.history.store import record_run
+from healthscore.report import build as build_module
 from healthscore.report import build_report, write_report
 from healthscore.report.browser import console_errors, open_browser
-from healthscore.report.build import reason_families
+from healthscore.report.build import _details, reason_families
 from healthscore.report.inputs import read_runs
 from healthscore.report.kpis import kpis
 from healthscore.report.playbooks import load_playbooks
@@ -287,6 +289,25 @@ def test_kpis_without_a_previous_run():
 def test_history_limits_the_report_to_the_runs_before_its_date(tiny_history):
     runs = read_runs(tiny_history, dt.date(2025, 11, 1))
     assert sorted(pd.to_datetime(runs["as_of"]).dt.date.unique()) == [dt.date(2025, 10, 1), dt.date(2025, 11, 1)]
+
+
+def test_every_history_point_carries_its_model_so_the_chart_marks_a_new_one(tmp_path):
+    """An account's score history names the model of each run (the chart draws a mark where it
+    changes): a new model must never pass for a change in the account."""
+    db = tmp_path / "h.duckdb"
+    for as_of, version in (("2025-10-01", "1"), ("2025-11-01", "1"), ("2025-12-01", "2")):
+        path = scores_file(tmp_path / f"{as_of}.parquet", as_of, {"a": 10.0})
+        frame = pd.read_parquet(path).assign(model_version=version)
+        frame.to_parquet(path, index=False)
+        record_run(db, path, {}, [])
+    runs = read_runs(db, dt.date(2025, 12, 1))
+    accounts = pd.DataFrame({"account_id": ["a"], **{f"{side}_{k}_{part}": [float("nan") if part == "points" else None]
+                                                       for side in ("reason", "strength") for k in (1, 2, 3)
+                                                       for part in ("text", "points", "family")}})
+    details = _details(accounts, pd.Series([50.0]), pd.DataFrame(index=[0]), pd.DataFrame(index=[0]), [], runs)
+    assert [point[3] for point in details["history"][0]] == ["m v1", "m v1", "m v2"]
+    script = (Path(build_module.__file__).parent / "report.js").read_text()
+    assert 'class: "model-change"' in script and "new model: ${model}" in script
 
 
 # --- playbooks and reason families ---------------------------------------------------------------

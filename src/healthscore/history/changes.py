@@ -184,10 +184,11 @@ def account_history(db_path: str | Path, account_id: str, as_of: str | dt.date |
 
 def score_trail(db_path: str | Path, as_of: dt.date, runs: int) -> pd.DataFrame:
     """Every account's score at the last `runs` scoring dates up to `as_of`: one row per account
-    and date, with its MRR when the scores carry it."""
+    and date, with its MRR when the scores carry it and the model that scored it."""
     with open_history(db_path) as con:
         return con.execute(f"""
             WITH recent AS (SELECT DISTINCT as_of FROM scores WHERE as_of <= ? ORDER BY as_of DESC LIMIT ?)
-            SELECT account_id, as_of, health_score, tier, TRY_CAST(metric_values ->> 'mrr' AS DOUBLE) AS mrr
+            SELECT account_id, as_of, health_score, tier, TRY_CAST(metric_values ->> 'mrr' AS DOUBLE) AS mrr,
+                   model_name || ' v' || model_version AS model
             FROM ({latest("as_of IN (SELECT as_of FROM recent)")})
             ORDER BY as_of, account_id""", [as_of, runs]).df()

@@ -260,8 +260,10 @@ def _details(accounts: pd.DataFrame, baseline: pd.Series, values: pd.DataFrame, 
         position = {d: i for i, d in enumerate(dates)}
         row_of = {a: i for i, a in enumerate(accounts["account_id"])}
         mine = runs[runs["account_id"].isin(row_of)]
-        for account, day, score, tier in zip(mine["account_id"], mine["as_of"], mine["health_score"], mine["tier"]):
-            trail[row_of[account]].append([position[day], round(float(score), 2), TIERS.index(tier) if tier in TIERS else None])
+        # each point carries its model, so the chart can mark where a new model took over
+        for account, day, score, tier, model in zip(mine["account_id"], mine["as_of"], mine["health_score"], mine["tier"],
+                                                    mine["model"]):
+            trail[row_of[account]].append([position[day], round(float(score), 2), TIERS.index(tier) if tier in TIERS else None, model])
     return {
         "baseline": _numbers(baseline, 2),
         "points": [[_compact(p) for p in row] for row in points.round(2).to_numpy()],

@@ -539,10 +539,17 @@
     svg.append(sv("polyline", { points: points.map((p) => `${x(p[0])},${y(p[1])}`).join(" "), fill: "none", stroke: "#1d2433", "stroke-width": 1.5 }));
     const every = Math.ceil(dates.length / 8);
     dates.forEach((d, k) => { if (k % every === 0 || k === dates.length - 1) svg.append(sv("text", { x: x(k), y: Ht - 10, "text-anchor": "middle" }, d)); });
-    for (const [k, value, t] of points) {
+    // a new model is a change of scale, not of behaviour: mark where one took over
+    points.forEach(([k, , , model], i) => {
+      if (i === 0 || model === points[i - 1][3]) return;
+      svg.append(sv("line", { class: "model-change", x1: x(k) - 6, x2: x(k) - 6, y1: T, y2: y(lo), stroke: "#7a3fb0", "stroke-dasharray": "4 3" },
+        sv("title", {}, `${dates[k]}: scored by ${model} (before: ${points[i - 1][3]})`)),
+      sv("text", { x: x(k) - 8, y: T + 10, "text-anchor": "end", fill: "#7a3fb0" }, `new model: ${model}`));
+    });
+    for (const [k, value, t, model] of points) {
       const name = t == null ? "" : ` (${TIERS[t].label})`;
       svg.append(sv("circle", { cx: x(k), cy: y(value), r: 4, fill: t == null ? "#5b6475" : tierColor(t), stroke: "#1d2433" },
-        sv("title", {}, `${dates[k]}: ${one(value)}${name}`)),
+        sv("title", {}, `${dates[k]}: ${one(value)}${name}, ${model}`)),
       sv("text", { x: x(k), y: y(value) - 8, "text-anchor": "middle" }, one(value)));
     }
     return svg;
