@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config pointing at the raw tables.")]
@@ -15,5 +15,12 @@ IdOpt = Annotated[Optional[str], typer.Option(help="With --table: the account id
 LabelOpt = Annotated[Optional[str], typer.Option(help="With --table: the churned yes/no column.")]
 AsOfOpt = Annotated[Optional[str], typer.Option(help="With --table: the snapshot date column, if any.")]
 NameOpt = Annotated[Optional[str], typer.Option(help="Registered model name (default from config: customer-health).")]
-EngineOpt = Annotated[str, typer.Option(click_type=click.Choice(["local", "spark"]), help=(
-    "local: this machine (DuckDB); spark: the active Spark session (spark-submit, a notebook) or a local one."))]
+
+
+class Engine(str, Enum):
+    local = "local"
+    spark = "spark"
+
+
+EngineOpt = Annotated[Engine, typer.Option(help=(
+    "local: this machine; spark: the active Spark session (spark-submit, a notebook) or a local one."))]

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from healthscore.cli.console import TIER_COLORS, console, fail, handled, steps
-from healthscore.cli.options import AsOfOpt, ConfigOpt, EngineOpt, IdOpt, TableOpt
+from healthscore.cli.options import AsOfOpt, ConfigOpt, Engine, EngineOpt, IdOpt, TableOpt
 from healthscore.defaults import CHUNK_SIZE, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
 
 app = typer.Typer()
@@ -30,7 +30,7 @@ def score(
     history: Annotated[Path, typer.Option(help="Score history database (DuckDB).")] = HISTORY_DB,
     chunk_size: Annotated[int, typer.Option(min=1, help="Accounts scored per chunk: memory follows the chunk.")] = CHUNK_SIZE,
     max_rejected: Annotated[float, typer.Option(min=0.0, max=1.0, help="Fail when more than this share of rows cannot be scored.")] = MAX_REJECTED_SHARE,
-    engine: EngineOpt = "local",
+    engine: EngineOpt = Engine.local,
 ) -> None:
     """Score every account: calibrated health score, tier, reason codes; recorded in the history."""
     from healthscore.config import load_config
@@ -43,7 +43,7 @@ def score(
     try:
         with steps() as progress:
             run = score_accounts(out, model, cfg, as_of.date() if as_of else None, table, id_column, as_of_column, history,
-                                 chunk_size, max_rejected, progress, engine)
+                                 chunk_size, max_rejected, progress, engine.value)
     except TooManyRejected as exc:
         fail(exc, code=1)
     _print_score_summary(run, out, history)
