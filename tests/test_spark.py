@@ -1,6 +1,6 @@
 """The Spark engine on a real local Spark session (`local[2]`): scoring gives the local job's scores,
-rejections, counts and drift; the history records a Spark run; build-dataset gives the DuckDB
-dataset; `mlflow.pyfunc.spark_udf` over the registered model returns the scores-file columns."""
+rejections, counts and drift; the history records a Spark run; the CLI runs it; and
+`mlflow.pyfunc.spark_udf` over the registered model returns the scores-file columns."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from healthscore import registry
 from healthscore.build.spark import spark_session
+from healthscore.cli import app
 from healthscore.model.artefacts import write_training_artefacts
 from healthscore.model.training import train
 from healthscore.pipeline import score_accounts
@@ -54,7 +56,7 @@ def scored(spark, tmp_path_factory):
         out.parent.mkdir()
         run = score_accounts(out, str(model), table=table, history=out.parent / "scores.duckdb", chunk_size=150, engine=engine)
         runs[engine] = (run, out)
-    return runs, frame
+    return runs, frame, folder
 
 
 def _read(path) -> pd.DataFrame:
@@ -63,7 +65,7 @@ def _read(path) -> pd.DataFrame:
 
 
 def test_spark_scores_equal_the_local_job_in_every_column_but_scored_at(scored):
-    runs, frame = scored
+    runs, frame, _ = scored
     local, spark = (_read(runs[e][1]) for e in ("local", "spark"))
     assert runs["spark"][1].is_dir() and len(list(runs["spark"][1].glob("*.parquet"))) >= 2  # parts, one per partition
     assert list(spark.columns) == list(local.columns)
@@ -79,7 +81,7 @@ def test_spark_scores_equal_the_local_job_in_every_column_but_scored_at(scored):
 
 
 def test_spark_rejections_and_counts_equal_the_local_job(scored):
-    runs, frame = scored
+    runs, frame, _ = scored
     local, spark = (_read(rejected_path_for(runs[e][1])) for e in ("local", "spark"))
     pd.testing.assert_frame_equal(spark.reset_index(drop=True), local.reset_index(drop=True), check_exact=True)
     assert set(spark["code"]) == {"missing_id", "not_a_number", "duplicate_id"} and len(spark) == 4
@@ -96,7 +98,7 @@ def test_spark_rejections_and_counts_equal_the_local_job(scored):
 
 
 def test_the_history_records_a_spark_run_from_its_parquet_parts(scored):
-    runs, _ = scored
+    runs, _, _ = scored
     tables = {}
     for engine, (_, out) in runs.items():
         with duckdb.connect(str(out.parent / "scores.duckdb"), read_only=True) as con:
@@ -135,3 +137,17 @@ def test_spark_udf_over_the_registered_model_returns_the_scores_file_columns(spa
     got[text] = got[text].where(~missing, None).astype(object)
     expected[text] = expected[text].astype(object).where(~missing, None)
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)
+
+
+def test_the_score_command_runs_on_spark_and_refuses_a_file_output_in_one_line(scored):
+    _, frame, folder = scored
+    model, table = folder / "models" / "customer-health" / "v1", folder / "dataset.parquet"
+    base = ["score", "--engine", "spark", "--table", str(table), "--model", str(model), "--history", str(folder / "cli.duckdb")]
+    done = CliRunner().invoke(app, [*base, "--out", str(folder / "cli" / "scores.parquet"), "--max-rejected", "0.01"])
+    assert done.exit_code == 0, done.output
+    assert f"Scored {len(frame) - 4:,} of {len(frame):,} accounts" in done.output and "4 rows rejected" in done.output
+    assert len(pd.read_parquet(folder / "cli" / "scores.parquet")) == len(frame) - 4
+    refused = CliRunner().invoke(app, [*base, "--out", str(folder / "cli" / "scores.csv")])
+    message = " ".join(refused.output.split())  # one line, wrapped by the console's width only
+    assert refused.exit_code == 2 and message.startswith("error: --out") and message.endswith("end the name in .parquet")
+    assert "Traceback" not in refused.output

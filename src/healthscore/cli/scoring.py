@@ -43,7 +43,7 @@ def score(
     try:
         with steps() as progress:
             run = score_accounts(out, model, cfg, as_of.date() if as_of else None, table, id_column, as_of_column, history,
-                                 chunk_size, max_rejected, progress, engine)
+                                 chunk_size, max_rejected, progress, engine.value)
     except TooManyRejected as exc:
         fail(exc, code=1)
     _print_score_summary(run, out, history)
