@@ -31,7 +31,12 @@ CONFIG = TrainingConfig(params=ModelParams(learning_rate=0.2, max_rounds=60, ear
 
 @pytest.fixture(scope="module")
 def spark():
-    session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"})
+    # the JVM and its Python workers keep the environment they start with: no tracking URI left
+    # behind by an earlier test module, so the workers find the registry this module sets up
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"})
     yield session
     session.stop()
 
