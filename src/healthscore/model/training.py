@@ -122,6 +122,7 @@ def _train(dataset: Dataset, config: TrainingConfig, extra: list[ExtraContender]
     evaluated, _ = fit_crossfitted(best.contender, features, config.tiers, X_dev, y_dev, folds, best)
 
     logistic = LogisticBaseline(features).fit(X_dev, y_dev)
+    # a scorecard's points learn nothing from labels: its sigmoid may be fitted on the same rows
     scorecard = ScorecardBaseline(features).fit(X_dev, y_dev, X_dev, y_dev)
     predictors = {MODEL: evaluated.predict_proba, LOGISTIC: logistic.predict_proba, SCORECARD: scorecard.predict_proba}
     keys = [spec.id_column] + ([spec.as_of_column] if spec.as_of_column else [])
