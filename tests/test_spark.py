@@ -20,7 +20,6 @@ from healthscore.cli import app
 from healthscore.model.artefacts import write_training_artefacts
 from healthscore.model.training import train
 from healthscore.pipeline import score_accounts
-from healthscore.registry.store import tracking_uri
 from healthscore.scores_file import SCORE_COLUMNS, metadata_path_for, rejected_path_for
 from healthscore.scoring.spark import SCORES, scores_schema
 from healthscore.settings import ModelParams, SplitConfig, TrainingConfig
@@ -31,11 +30,8 @@ CONFIG = TrainingConfig(params=ModelParams(learning_rate=0.2, max_rounds=60, ear
 
 
 @pytest.fixture(scope="module")
-def spark(project):
-    # the executors look the registered version up in the project's registry, as a cluster's would in its own
-    # (and not in one an earlier test module left in this process's environment)
-    registry_env = {f"spark.executorEnv.{var}": tracking_uri() for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2", **registry_env})
+def spark():
+    session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"})
     yield session
     session.stop()
 
