@@ -101,7 +101,7 @@ def csm_tiers(db: str | Path | None, today: dt.date | None = None) -> pd.DataFra
     if db is None or not Path(db).exists():
         return pd.DataFrame(columns=columns, index=pd.Index([], name="account_id"))
     found = list_overrides(db, today)
-    found = found[found["current"]].set_index("account_id")
+    found = found.loc[found["current"].astype(bool)].set_index("account_id")
     return found.rename(columns={"reason": "csm_reason", "created_by": "csm_by", "until": "csm_until",
                                  "expired": "csm_expired"})[columns]
 
