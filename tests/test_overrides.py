@@ -38,6 +38,7 @@ def history(tmp_path):
 
 
 def test_overrides_stored_listed_and_expired(history):
+    assert list_overrides(history).empty and csm_tiers(history).empty  # a history that has none yet
     first = record_override(history, "A2", "healthy", "renewal_signed", "Kim", note="signed for 2 years", today=TODAY)
     assert first["model_tier"] == "at_risk" and first["as_of"] == AS_OF
     assert first["until"] == TODAY + dt.timedelta(days=90)

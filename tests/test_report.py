@@ -375,4 +375,52 @@ def test_the_quality_panel_shows_the_published_backtest(demo, report, browser):
     assert [c[2] for c in cells] == [f"{row['roc_auc']:.3f}" for row in backtest]
     assert [c[-2] for c in cells] == [f"{100 * row['unhealthy_recall']:.0f}%" for row in backtest]
     assert len(browser.find_elements("css selector", "#quality svg rect")) == 3 * len(backtest)
+
+
+def test_csm_tier_and_forecast_panel(demo, browser, tmp_path):
+    """An override shows beside the model's tier (table and CSV); the forecast files draw the panel."""
+    import shutil
+
+    from healthscore.history.overrides import record_override
+    from healthscore.model.forecast import accounts_path_for, backtest_path_for
+
+    _, data = demo
+    history = shutil.copy(data / "scores.duckdb", tmp_path / "scores.duckdb")
+    scores = pd.read_parquet(data / f"scores-{LATEST}.parquet")
+    target = scores.iloc[0]
+    csm = "healthy" if target["tier"] != "healthy" else "unhealthy"
+    record_override(history, target["account_id"], csm, "competitor", "Kim", until="2999-01-01")
+    as_of = dt.date.fromisoformat(LATEST)
+    month = {"as_of": as_of, "by": "all", "group": "all", "mrr_start": 1000.0, "expected_churned_mrr": 40.0, "churned_mrr_low80": 10.0,
+             "churned_mrr_high80": 80.0, "grr": 0.96, **{f"retained_mrr_{s}{lv}": v for lv, (lo, hi) in {80: (930, 990), 95: (900, 995)}.items()
+                                                          for s, v in (("low", lo), ("high", hi))}}
+    forecast = pd.DataFrame([month | {"period_kind": "month", "period": "2026-01", "expected_retained_mrr": 960.0},
+                             month | {"period_kind": "month", "period": "2026-02", "expected_retained_mrr": 930.0},
+                             month | {"period_kind": "quarter", "period": "Q1", "expected_retained_mrr": 930.0}])
+    path = tmp_path / "forecast.parquet"
+    forecast.to_parquet(path)
+    pd.DataFrame({"account_id": [target["account_id"], "X-9"], "account_name": ["Near", "Far"], "mrr": [500.0, 900.0],
+                  "next_renewal": [as_of + dt.timedelta(days=20), as_of + dt.timedelta(days=200)],
+                  "churn_before_renewal": [0.3, 0.9], "reason_1_text": ["Logins 2 (lower than 90% of accounts): -9 points", None]}
+                 ).to_parquet(accounts_path_for(path))
+    pd.DataFrame({"as_of": [as_of], "expected_churned_mrr": [40.0], "churned_mrr_low80": [10.0], "churned_mrr_high80": [80.0],
+                  "actual_churned_mrr": [50.0], "inside80_churned_mrr": [True], "inside95_churned_mrr": [True]}).to_parquet(backtest_path_for(path))
+    page = write_report(data / f"scores-{LATEST}.parquet", tmp_path / "r.html", history=history, csv=tmp_path / "a.csv", forecast=path)
+
+    exported = pd.read_csv(tmp_path / "a.csv", dtype={"account_id": str}).set_index("account_id")
+    assert exported.loc[target["account_id"], "tier"] == target["tier"] and exported.loc[target["account_id"], "csm_tier"] == csm
+    assert exported.loc[target["account_id"], "csm_reason"] == "competitor" and not exported.loc[target["account_id"], "csm_expired"]
+    assert exported["csm_tier"].notna().sum() == 1
+
+    load(browser, page)
+    assert console_errors(browser) == []
+    browser.execute_script("document.getElementById('filter-text').value = arguments[0];"
+                           "document.getElementById('filter-text').dispatchEvent(new Event('input'))", target["account_id"])
+    cells = browser.execute_script("return [...document.querySelectorAll('#table-body tr.row')].map(r => "
+                                   "[r.dataset.id, r.children[3].textContent, r.querySelector('[data-csm]')?.dataset.csm])")
+    assert [target["account_id"], {"healthy": "Healthy", "at_risk": "At risk", "unhealthy": "Unhealthy"}[target["tier"]], csm] in cells
+    assert browser.find_element("id", "forecast").is_displayed() and browser.find_element("id", "forecast-chart")
+    renewals = browser.execute_script("return [...document.querySelectorAll('#forecast-renewals tbody tr')].map(r => r.textContent)")
+    assert len(renewals) == 1 and "Logins 2" in renewals[0] and "30.0%" in renewals[0]  # the far renewal is not within 90 days
+    assert len(browser.find_elements("css selector", "#forecast-backtest tbody tr")) == 1
     assert console_errors(browser) == []

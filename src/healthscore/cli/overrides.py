@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from healthscore.cli.console import console, handled, tier_text
 from healthscore.cli.console import stdout as out
@@ -32,9 +33,9 @@ def override_cmd(
     from healthscore.history.overrides import record_override
 
     row = record_override(db, account_id, tier, reason, by, note, until)
-    console.print(f"Override {row['override_id']} recorded: {account_id} model ", tier_text(row["model_tier"]),
-                  " (scored ", str(row["as_of"]), f"), {row['created_by']} says ", tier_text(tier),
-                  f" ({reason}) until {row['until']}")
+    console.print(Text.assemble(f"Override {row['override_id']} recorded: {account_id}: model ", tier_text(row["model_tier"]),
+                                f" (scored {row['as_of']}), {row['created_by']} says ", tier_text(tier),
+                                f" ({reason}) until {row['until']}"))
 
 
 @app.command("overrides")
