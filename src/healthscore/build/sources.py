@@ -127,6 +127,8 @@ def _checks(schema: SourceSchema, present: dict[str, str], data_end: str) -> lis
                 "bool": (Reason.NOT_YES_NO, "true/false"), "number": (Reason.NOT_A_NUMBER, "a number")}.get(col.type)
         if what:
             out.append((col.name, f"{typed} IS NULL AND {raw} IS NOT NULL", what[0], f"not {what[1]}"))
+        if col.type == "number":  # 'inf' and 1e309 cast to infinity: no count or amount is infinite
+            out.append((col.name, f"isinf({typed})", Reason.NOT_A_NUMBER, "not a finite number"))
         if col.type in ("date", "timestamp") and not col.scheduled:
             out.append((col.name, f"CAST({typed} AS DATE) >= {data_end}", Reason.AFTER_DATA_END,
                         f"dated on or after the end of the data ({data_end[6:16]})"))
