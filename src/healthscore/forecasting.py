@@ -23,7 +23,7 @@ from healthscore.build.raw import build_dataset
 from healthscore.config import ChurnConfig, Config, add_months
 from healthscore.dataset import Dataset, FeatureSpec
 from healthscore.errors import ConfigError, DataError, SplitError, UserError
-from healthscore.io import TABLE_SUFFIXES, check_output, write_table
+from healthscore.io import check_outputs, write_table
 from healthscore.model import forecast as fc
 from healthscore.model.estimator import HealthModel
 from healthscore.model.reasons import explain
@@ -76,9 +76,7 @@ def forecast_revenue(
         raise UserError(f"--by {by}: break the forecast down by one of {', '.join(GROUPINGS)}")
     if output is not None:
         inputs = [config.source_path(name) for name in config.sources]
-        for path, option in ((output, "--out"), (fc.accounts_path_for(output), "--out (per account)"),
-                             (fc.backtest_path_for(output), "--out (backtest)")):
-            check_output(path, TABLE_SUFFIXES if option == "--out" else (path.suffix,), inputs, option)
+        check_outputs(output, {"per account": fc.accounts_path_for(output), "backtest": fc.backtest_path_for(output)}, inputs)
 
     say("building the monthly dataset (1-month churn label)")
     hazard = HazardData.build(config, as_of, by)

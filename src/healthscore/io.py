@@ -41,6 +41,16 @@ def check_output(path: str | Path, suffixes: tuple[str, ...], inputs: Iterable[s
     return path
 
 
+def check_outputs(output: str | Path, companions: dict[str, Path], inputs: Iterable[str | Path | None] = ()) -> Path:
+    """`check_output` for a table output (.csv/.parquet) and the files written beside it
+    (`companions`: what each is -> its path), so that none of them replaces an input."""
+    inputs = list(inputs)
+    check_output(output, TABLE_SUFFIXES, inputs)
+    for what, path in companions.items():
+        check_output(path, (Path(path).suffix,), inputs, f"--out ({what})")
+    return Path(output)
+
+
 def temporary_beside(path: Path) -> Path:
     """A new empty temporary file beside `path`, readable as the finished file will be, after
     removing the stale ones an earlier, killed run left for the same target."""

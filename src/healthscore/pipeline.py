@@ -26,7 +26,7 @@ from healthscore.dataset import Dataset, read_dataset
 from healthscore.defaults import CHUNK_SIZE, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
 from healthscore.errors import ModelQualityError, UserError
 from healthscore.history.store import check_history, previous_tiers, record_run
-from healthscore.io import TABLE_SUFFIXES, check_output
+from healthscore.io import check_outputs
 from healthscore.model.artefacts import write_training_artefacts
 from healthscore.model.training import ExtraContender, TrainingResult, train
 from healthscore.registry import RegisteredModel, load_model, log_rejected, log_training, promote
@@ -129,9 +129,7 @@ def score_accounts(
     if engine == "spark":
         check_folder_output(Path(output), inputs)
     else:
-        for path, option in ((output, "--out"), (rejected_path_for(output), "--out (its rejections)"),
-                             (metadata_path_for(output), "--out (its metadata)")):
-            check_output(path, TABLE_SUFFIXES if option == "--out" else (path.suffix,), inputs, option)
+        check_outputs(output, {"its rejections": rejected_path_for(output), "its metadata": metadata_path_for(output)}, inputs)
     if history is not None:
         check_history(history)
     health_model, ref = load_model(model)
