@@ -20,7 +20,7 @@ import yaml
 from healthscore.build.labels import churn_outcomes
 from healthscore.config import Config
 from healthscore.errors import HistoryError, UserError
-from healthscore.history.store import _connect, as_date, latest, open_history
+from healthscore.history.store import as_date, latest, open_history, open_history_for_writing
 from healthscore.scores_file import TIERS
 
 REASONS_FILE = Path(__file__).with_name("override_reasons.yaml")
@@ -70,7 +70,7 @@ def record_override(db: str | Path, account_id: str, tier: str, reason: str, by:
     row = {"account_id": account_id, "as_of": as_of, "model_tier": model_tier, "csm_tier": tier, "reason": reason,
            "note": note or None, "created_by": by.strip(), "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
            "until": end}
-    with _connect(Path(db)) as con:
+    with open_history_for_writing(db) as con:
         con.execute(SCHEMA)
         row = {"override_id": con.execute("SELECT coalesce(max(override_id), 0) + 1 FROM overrides").fetchone()[0], **row}
         con.execute(f"INSERT INTO overrides ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",

@@ -206,6 +206,12 @@ def open_history(db_path: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def open_history_for_writing(db_path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to a score history file, waiting like every run if another process
+    holds it: for the tables recorded beside the scores (CSM overrides)."""
+    return _connect(Path(db_path))
+
+
 def scored_dates(con, account_id: str | None = None) -> list[dt.date]:
     where, params = ("WHERE account_id = ?", [account_id]) if account_id is not None else ("", [])
     return [row[0] for row in con.execute(f"SELECT DISTINCT as_of FROM scores {where} ORDER BY as_of", params).fetchall()]
