@@ -1,5 +1,5 @@
-"""The renewal and revenue forecast: the interval maths against brute force and simulation, the
-hazard composition and contract clock, and the forecast command on a small generated base with
+"""The renewal and revenue forecast: the simulated intervals against exact enumeration (with and
+without a shared month effect), the month effect's estimate, the hazard composition and contract clock, and the forecast command on a small generated base with
 its backtest recomputed here from the raw subscriptions."""
 
 from __future__ import annotations
@@ -22,46 +22,91 @@ from healthscore.report.forecast import forecast_panel
 START = dt.date(2024, 1, 1)
 
 
-def brute_force(p, w) -> dict[float, float]:
-    """Every outcome of the accounts, enumerated."""
-    dist: dict[float, float] = {}
-    for outcome in itertools.product([0, 1], repeat=len(p)):
-        prob = np.prod([pi if o else 1 - pi for pi, o in zip(p, outcome)])
-        total = float(np.dot(outcome, w))
-        dist[total] = dist.get(total, 0.0) + prob
-    return dist
+def enumerated(p: np.ndarray, w: np.ndarray, effects: np.ndarray) -> dict[float, float]:
+    """The exact distribution of sum_i w_i B_i, B_i ~ Bernoulli(min(1, z p_i)) independent given
+    the shared effect z, mixed over `effects` (equally likely values of z): every outcome of the
+    accounts enumerated, for each z."""
+    outcomes = np.array(list(itertools.product([0, 1], repeat=len(p))), dtype=float)
+    pz = np.minimum(np.outer(effects, p), 1.0)  # (effects, accounts)
+    prob = np.ones((len(outcomes), len(effects)))
+    for i in range(len(p)):
+        prob *= np.where(outcomes[:, [i]] == 1, pz[:, i], 1 - pz[:, i])
+    prob = prob.mean(axis=1)
+    totals = np.round(outcomes @ w, 9)
+    return pd.Series(prob).groupby(totals).sum().to_dict()
 
 
-def test_sum_distribution_matches_enumeration_for_integer_weights():
-    p = np.array([0.1, 0.35, 0.5, 0.02, 0.9, 0.25, 0.6, 0.05])
-    w = np.array([3.0, 1.0, 7.0, 12.0, 2.0, 5.0, 1.0, 9.0])
-    values, pmf = fc.sum_distribution(p, w)
-    exact = brute_force(p, w)
-    assert pmf.sum() == pytest.approx(1.0, abs=1e-12)
-    for value, prob in zip(values, pmf):
-        assert prob == pytest.approx(exact.get(float(value), 0.0), abs=1e-12)
-    cdf = np.cumsum([exact[v] for v in sorted(exact)])
-    for level in (0.025, 0.1, 0.5, 0.9, 0.975):
-        expected = sorted(exact)[int(np.searchsorted(cdf, level - 1e-12))]
-        assert fc.quantiles(values, pmf, [level])[0] == expected
+def quantile_of(dist: dict[float, float], level: float) -> float:
+    """The smallest value whose cumulative probability reaches `level`."""
+    values = sorted(dist)
+    cdf = np.cumsum([dist[v] for v in values])
+    return values[int(np.searchsorted(cdf, level - 1e-12))]
 
 
-def test_intervals_agree_with_simulation_on_a_small_base():
-    """Real MRR weights (not integers, so the grid rounds them): the exact method's intervals
-    against 200,000 simulated bases with a fixed seed."""
-    rng = np.random.default_rng(3)
-    p = rng.beta(0.6, 12, size=150)
-    w = np.round(rng.lognormal(6.5, 1.0, size=150), 2)
-    summary = fc.sum_summary(p, w, "churned_mrr")
-    draws = (rng.random((200_000, len(p))) < p) @ w
-    assert summary["expected_churned_mrr"] == pytest.approx(float(np.dot(p, w)))
-    scale = float(np.sqrt(np.sum(p * (1 - p) * w**2)))
+def check_against_exact(p: np.ndarray, w: np.ndarray, dispersion: float, exact: dict[float, float]) -> None:
+    draws = fc.simulate_totals(p[:, None], w[:, None], dispersion)[:, 0, 0]
+    values, counts = np.unique(np.round(draws, 9), return_counts=True)
+    simulated = dict(zip(values, counts / len(draws)))
+    for value, prob in exact.items():  # every outcome's probability, within 4.5 standard errors
+        assert simulated.get(value, 0.0) == pytest.approx(prob, abs=4.5 * np.sqrt(prob * (1 - prob) / len(draws)) + 1e-12)
+    summary = fc.sum_summary(float(p @ w), draws, "x")
     for level, (lo, hi) in fc.INTERVALS.items():
-        simulated = np.quantile(draws, [lo, hi])
-        assert summary[f"churned_mrr_low{level}"] == pytest.approx(simulated[0], abs=0.03 * scale)
-        assert summary[f"churned_mrr_high{level}"] == pytest.approx(simulated[1], abs=0.03 * scale)
-        inside = np.mean((draws >= summary[f"churned_mrr_low{level}"]) & (draws <= summary[f"churned_mrr_high{level}"]))
-        assert inside == pytest.approx(level / 100, abs=0.01)
+        for side, q in (("low", lo), ("high", hi)):  # the quantile itself, unless the level sits on a step of the cdf
+            cdf_below = sum(v for k, v in exact.items() if k < summary[f"x_{side}{level}"])
+            cdf_at = cdf_below + exact.get(summary[f"x_{side}{level}"], 0.0)
+            assert cdf_below - 0.01 <= q <= cdf_at + 0.01
+            assert summary[f"x_{side}{level}"] == quantile_of(exact, q) or abs(cdf_at - q) < 0.01 or abs(cdf_below - q) < 0.01
+
+
+P_SMALL = np.array([0.1, 0.35, 0.5, 0.02, 0.9, 0.25, 0.6, 0.05, 0.15, 0.3])
+W_SMALL = np.array([3.0, 1.0, 7.0, 12.0, 2.0, 5.0, 1.0, 9.0, 4.0, 6.5])
+
+
+def test_simulated_intervals_match_enumeration_without_a_month_effect():
+    check_against_exact(P_SMALL, W_SMALL, 0.0, enumerated(P_SMALL, W_SMALL, np.ones(1)))
+
+
+def test_simulated_intervals_match_the_exact_mixture_over_the_month_effect():
+    """With a shared month effect (Gamma, mean 1, variance 0.4) the simulation against the exact
+    distribution: enumeration given the effect, mixed over 4,000 equally likely effects (the
+    Gamma's quantiles at the centres of 4,000 equal slices of probability)."""
+    from scipy.stats import gamma
+
+    dispersion = 0.4
+    effects = gamma.ppf((np.arange(4000) + 0.5) / 4000, a=1 / dispersion, scale=dispersion)
+    exact = enumerated(P_SMALL, W_SMALL, effects)
+    independent = enumerated(P_SMALL, W_SMALL, np.ones(1))
+    check_against_exact(P_SMALL, W_SMALL, dispersion, exact)
+    spread = {name: sum(prob * (v - P_SMALL @ W_SMALL) ** 2 for v, prob in dist.items())
+              for name, dist in (("mixed", exact), ("independent", independent))}
+    assert spread["mixed"] > spread["independent"]  # the shared effect widens the distribution
+
+
+def test_month_effects_keep_the_expected_churn_and_widen_each_month():
+    """Independent month effects with mean 1 leave each month's expected churn as the composed
+    hazards say, and each month's total swings more than independent accounts' would."""
+    rng = np.random.default_rng(1)
+    h = rng.beta(1, 20, size=(300, 3))
+    w = np.column_stack([rng.lognormal(6, 1, size=300), np.ones(300)])
+    totals = fc.simulate_totals(h, w, 0.2)
+    expected = fc.month_probabilities(h).T @ w  # (months, columns)
+    sd = totals.std(axis=0)
+    np.testing.assert_array_less(np.abs(totals.mean(axis=0) - expected), 4.5 * sd / np.sqrt(len(totals)))
+    counts = totals[:, :, 1]
+    binomial = np.sqrt((fc.month_probabilities(h) * (1 - fc.month_probabilities(h))).sum(axis=0))
+    assert np.all(counts.std(axis=0) > 1.3 * binomial)  # wider than independent accounts
+
+
+def test_month_dispersion_recovers_the_variance_of_a_shared_effect():
+    rng = np.random.default_rng(7)
+    h = rng.beta(1, 40, size=2000)
+    months = 600
+    for variance in (0.0, 0.05, 0.2):
+        z = np.ones(months) if variance == 0 else rng.gamma(1 / variance, variance, size=months)
+        observed = (rng.random((months, len(h))) < np.minimum(np.outer(z, h), 1)).sum(axis=1)
+        e, v = np.full(months, h.sum()), np.full(months, (h * (1 - h)).sum())
+        assert fc.month_dispersion(observed, e, v) == pytest.approx(variance, abs=0.02)
+    assert fc.month_dispersion([10, 12], [11, 11], [11, 11]) == 0.0  # no more swing than independence gives
 
 
 def test_month_probabilities_compose_hazards():

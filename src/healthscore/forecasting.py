@@ -4,8 +4,9 @@ A monthly discrete-time hazard model (the health score's metrics and `HealthMode
 1-month churn label, calibrated) gives each account's churn probability in the month after
 as_of; moving the contract clock (days to renewal, tenure) forward month by month and composing
 the hazards gives its churn probability in each month ahead. Summed over the base with MRR as
-weights they forecast churned and retained revenue, with intervals from the distribution of a
-sum of independent weighted Bernoulli outcomes. Every run backtests the same method on past
+weights they forecast churned and retained revenue, with intervals from simulated futures in which
+accounts churn independently given a shared month effect on the hazards, its variance estimated
+from the past months' swings. Every run backtests the same method on past
 as_of dates (a model trained only on what was known then) and logs both to MLflow.
 """
 
@@ -31,8 +32,12 @@ from healthscore.registry.forecast import log_forecast
 
 GROUPINGS = ("segment", "csm_owner", "plan")
 BACKTEST_MONTHS = 3  # each backtest date forecasts the following 3 months
-MIN_TRAIN_DATES = 6  # labelled months a hazard model trains on, besides its validation months
-CALIBRATION_MONTHS = 3  # the latest labelled months: early stopping and calibration of the hazard model
+MIN_TRAIN_DATES = 3  # labelled months a hazard model trains on at least, besides its calibration months
+# The latest labelled months: early stopping and calibration of the hazard model. They set the
+# forecast's level, an error every account shares for the whole forecast: a month's churn is off
+# its expectation by about 25% in the demo, which leaves a 3-month level about 14% off, a 6-month
+# one 10% (docs/FORECAST.md).
+CALIBRATION_MONTHS = 6
 REASONS_SHOWN = 3
 HAZARD_LEARNING_RATE = 0.1  # at least: a model per backtest date on months x leads rows must stay quick
 LEAD = FeatureSpec(code="months_ahead", label="Months ahead", description="months from the metrics' as_of to the churn month",
@@ -85,9 +90,9 @@ def forecast_revenue(
     now = hazard.rows(as_of)
     if now.empty:
         raise DataError(f"as_of {as_of}: no active account to forecast")
-    p = hazard.month_probabilities(model, now, months)
-    accounts = account_table(hazard, model, now, p, as_of)
-    table = forecast_table(now, p, hazard, as_of, by)
+    hazards = hazard.hazards(model, now, months)
+    accounts = account_table(hazard, model, now, fc.month_probabilities(hazards), as_of)
+    table = forecast_table(now, hazards, hazard.dispersion(model, as_of), hazard, as_of, by)
 
     dates = hazard.backtest_dates(as_of)
     if not dates:
@@ -105,7 +110,8 @@ def forecast_revenue(
         write_table(run.backtest, fc.backtest_path_for(output))
     if log:
         params = {"as_of": str(as_of), "months": months, "by": by or "", "label": "churn within 1 month",
-                  "backtest_months": BACKTEST_MONTHS, "method": "discrete-time hazard, exact weighted Bernoulli sum"}
+                  "backtest_months": BACKTEST_MONTHS, "dispersion": float(table["dispersion"].iloc[0]),
+                  "method": "discrete-time hazard, weighted Bernoulli sum with a shared month effect, simulated"}
         files = [output, fc.accounts_path_for(output), fc.backtest_path_for(output)] if output is not None else []
         run.run_id = log_forecast(params, run.backtest_summary(), run.backtest, files)
     return run
@@ -157,7 +163,7 @@ class HazardData:
         train = [d for d in known if valid and d < valid[0]]
         if len(train) < MIN_TRAIN_DATES:
             raise SplitError(f"as_of {cutoff}: {len(known)} labelled months before it; the hazard model needs "
-                             f"{MIN_TRAIN_DATES + CALIBRATION_MONTHS} (the latest 3 for calibration)")
+                             f"{MIN_TRAIN_DATES + CALIBRATION_MONTHS} (the latest {CALIBRATION_MONTHS} for calibration)")
         tr, va = stacked[stacked["label_month"].isin(train)], stacked[stacked["label_month"].isin(valid)]
         params = settings.params.model_copy(update={"learning_rate": max(settings.params.learning_rate, HAZARD_LEARNING_RATE)})
         features = self.dataset.spec.features + [LEAD]
@@ -192,9 +198,20 @@ class HazardData:
     def terms(self, rows: pd.DataFrame) -> np.ndarray:
         return fc.term_months(rows["term"] if "term" in rows else pd.Series("", index=rows.index))
 
-    def month_probabilities(self, model: HealthModel, rows: pd.DataFrame, months: int) -> np.ndarray:
-        hazards = np.column_stack([model.predict_proba(self.months_ahead(rows, k))[:, 1] for k in range(months)])
-        return fc.month_probabilities(hazards)
+    def hazards(self, model: HealthModel, rows: pd.DataFrame, months: int) -> np.ndarray:
+        """(accounts, months): each account's churn hazard in each month ahead."""
+        return np.column_stack([model.predict_proba(self.months_ahead(rows, k))[:, 1] for k in range(months)])
+
+    def dispersion(self, model: HealthModel, cutoff: dt.date) -> float:
+        """The variance of the shared month effect, from every label month known at `cutoff`: the
+        churns counted against the model's hazards at the month's start (months ahead 0). Most of
+        those months trained the model, so their swings are if anything too small: a lower bound."""
+        rows = self.stacked(1)
+        rows = rows[rows["label_month"].map(lambda d: self.horizon.end(d) <= cutoff)]
+        h = model.predict_proba(rows)[:, 1]
+        months = pd.DataFrame({"month": rows["label_month"].to_numpy(), "o": rows["churned"].astype(float).to_numpy(),
+                               "e": h, "v": h * (1 - h)}).groupby("month").sum()
+        return fc.month_dispersion(months["o"], months["e"], months["v"])
 
     def renewals(self, rows: pd.DataFrame, months: int) -> np.ndarray:
         """(accounts, months): whether a renewal falls in each month ahead."""
@@ -213,15 +230,19 @@ class HazardData:
         happened: an account churned in the 3 months if its 1-month label is true at any of the
         three month starts (the windows tile, and a churned account has no later row)."""
         rows = self.rows(date)
-        p = self.month_probabilities(self.fit(date, BACKTEST_MONTHS), rows, BACKTEST_MONTHS).sum(axis=1)
+        model = self.fit(date, BACKTEST_MONTHS)
+        hazards, dispersion = self.hazards(model, rows, BACKTEST_MONTHS), self.dispersion(model, date)
+        p = fc.month_probabilities(hazards).sum(axis=1)
         later = self.dataset.labelled
         later = later[(later["as_of"] >= date) & (later["as_of"] < add_months(date, BACKTEST_MONTHS))]
         churned = rows["account_id"].isin(later.loc[later["churned"].astype(bool), "account_id"]).to_numpy()
         mrr = mrr_of(rows)
-        out = {"as_of": date, "accounts": len(rows), "mrr_start": float(mrr.sum())}
-        for name, weights in (("churned_mrr", mrr), ("churned_accounts", np.ones(len(rows)))):
-            summary = fc.sum_summary(p, weights, name)
-            actual = float(weights[churned].sum())
+        weights = np.column_stack([mrr, np.ones(len(rows))])
+        totals = fc.simulate_totals(hazards, weights, dispersion).sum(axis=1)
+        out = {"as_of": date, "accounts": len(rows), "mrr_start": float(mrr.sum()), "dispersion": dispersion}
+        for j, name in enumerate(("churned_mrr", "churned_accounts")):
+            summary = fc.sum_summary(float(p @ weights[:, j]), totals[:, j], name)
+            actual = float(weights[churned, j].sum())
             out |= summary | {f"actual_{name}": actual, f"error_{name}": summary[f"expected_{name}"] - actual}
             for level in fc.INTERVALS:
                 out[f"inside{level}_{name}"] = bool(summary[f"{name}_low{level}"] <= actual <= summary[f"{name}_high{level}"])
@@ -246,17 +267,22 @@ def periods(as_of: dt.date, months: int) -> list[tuple[str, str, dt.date, dt.dat
     return out
 
 
-def forecast_table(rows: pd.DataFrame, p: np.ndarray, hazard: HazardData, as_of: dt.date, by: str | None) -> pd.DataFrame:
+def forecast_table(rows: pd.DataFrame, hazards: np.ndarray, dispersion: float, hazard: HazardData, as_of: dt.date,
+                   by: str | None) -> pd.DataFrame:
     """Per group (the whole base, then each value of `by`) and period: accounts and MRR up for
     renewal, expected churned accounts and MRR, retained MRR and GRR at the period's end, with
-    80% and 95% intervals."""
+    80% and 95% intervals (every group and period from the same simulated futures)."""
+    p = fc.month_probabilities(hazards)
     mrr, renews = mrr_of(rows), hazard.renewals(rows, p.shape[1])
     groups = [("all", "all", np.ones(len(rows), dtype=bool))]
     if by is not None:
         values = rows[by].astype("string").fillna("(none)")
         groups += [(by, str(v), (values == v).to_numpy()) for v in sorted(values.unique())]
+    members = np.column_stack([member for _, _, member in groups]).astype(float)
+    totals = fc.simulate_totals(hazards, np.hstack([members * mrr[:, None], members]), dispersion)
     out = []
-    for grouping, name, member in groups:
+    for g, (grouping, name, member) in enumerate(groups):
+        lost_mrr, lost_accounts = totals[:, :, g], totals[:, :, len(groups) + g]  # (draws, months)
         g_mrr, g_p, g_renews = mrr[member], p[member], renews[member]
         start_mrr = float(g_mrr.sum())
         for kind, label, start, end, span in periods(as_of, p.shape[1]):
@@ -264,10 +290,11 @@ def forecast_table(rows: pd.DataFrame, p: np.ndarray, hazard: HazardData, as_of:
             renewing = g_renews[:, span].any(axis=1)
             row = {"as_of": as_of, "by": grouping, "group": name, "period_kind": kind, "period": label,
                    "period_start": start, "period_end": end, "accounts_active": int(member.sum()), "mrr_start": start_mrr,
-                   "accounts_renewing": int(renewing.sum()), "mrr_renewing": float(g_mrr[renewing].sum())}
-            row |= fc.sum_summary(in_period, np.ones(len(g_mrr)), "churned_accounts")
-            row |= fc.sum_summary(in_period, g_mrr, "churned_mrr")
-            lost = fc.sum_summary(to_end, g_mrr, "lost")  # churned from as_of to the period's end
+                   "accounts_renewing": int(renewing.sum()), "mrr_renewing": float(g_mrr[renewing].sum()),
+                   "dispersion": dispersion}
+            row |= fc.sum_summary(float(in_period.sum()), lost_accounts[:, span].sum(axis=1), "churned_accounts")
+            row |= fc.sum_summary(float(in_period @ g_mrr), lost_mrr[:, span].sum(axis=1), "churned_mrr")
+            lost = fc.sum_summary(float(to_end @ g_mrr), lost_mrr[:, : span.stop].sum(axis=1), "lost")  # since as_of
             row["expected_retained_mrr"] = start_mrr - lost["expected_lost"]
             row["grr"] = row["expected_retained_mrr"] / start_mrr if start_mrr else np.nan
             for level in fc.INTERVALS:  # retained is what is left: its low end is the high end of the loss

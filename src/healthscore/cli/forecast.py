@@ -40,6 +40,8 @@ def forecast_cmd(
                       f"{r.churned_mrr_low80:,.0f} - {r.churned_mrr_high80:,.0f}", f"{r.expected_retained_mrr:,.0f}",
                       f"{r.grr:.1%} ({r.grr_low80:.1%} - {r.grr_high80:.1%})")
     console.print(table)
+    console.print(f"Intervals: accounts churn independently given a shared month effect on every hazard (variance "
+                  f"{whole['dispersion'].iloc[0]:.3f}, from the past months' swings); see docs/FORECAST.md")
 
     bt = run.backtest
     back = Table(title=f"Backtest: the {BACKTEST_MONTHS}-month forecast made at each past date against what happened")

@@ -1,22 +1,29 @@
 """The forecast's maths: monthly churn hazards composed over the months ahead, the contract clock
-moved forward, and the distribution of churned revenue as a sum of independent weighted
-Bernoulli outcomes, computed exactly (a convolution over a fine grid of the weights).
+moved forward, and the distribution of churned revenue: weighted Bernoulli outcomes whose
+hazards share a random month effect, simulated.
 
-Independence: given what is known at as_of, accounts churn independently of each other. It misses
-whatever moves many accounts at once (a recession, a price change, an outage, a competitor) and
-shared model error; the backtest's interval coverage measures what that costs (docs/FORECAST.md).
+Independence given a month effect: accounts churn independently of each other once the month's
+shared effect is drawn (a Gamma frailty with mean 1 multiplying every hazard of that month,
+independent from month to month). Its variance is estimated from how far past months' churn
+counts swung beyond what independent accounts explain. It still misses accounts tied to each other
+(subsidiaries of one group), effects that persist over several months or hit one segment only,
+and the uncertainty of the variance itself; the backtest's interval coverage measures what that
+costs (docs/FORECAST.md).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 
 DAYS_PER_MONTH = 365.25 / 12
 INTERVALS = {80: (0.10, 0.90), 95: (0.025, 0.975)}  # level -> (lower, upper) quantile
-GRID = 1 << 14  # points of the grid the weights are rounded to: their sum spans it
+DRAWS = 20_000  # simulated futures behind every interval
+SEED = 14  # fixed: the same inputs give the same intervals
+CHUNK_CELLS = 2_000_000  # draws x accounts whose uniform draws are held at once (memory)
 
 
 def month_probabilities(hazards: np.ndarray) -> np.ndarray:
@@ -48,48 +55,66 @@ def renews_in_month(days_ahead: np.ndarray) -> np.ndarray:
     return np.asarray(days_ahead, dtype=float) < DAYS_PER_MONTH
 
 
-def sum_distribution(p: np.ndarray, w: np.ndarray, grid: int = GRID) -> tuple[np.ndarray, np.ndarray]:
-    """The distribution of sum_i w_i B_i with independent B_i ~ Bernoulli(p_i) and w_i >= 0:
-    (values, probabilities). Exact for integer weights whose sum fits in `grid` (counts of
-    accounts); otherwise each weight is rounded to a multiple of sum(w) / grid, which moves any
-    outcome by at most half a step per churned account."""
-    p, w = np.asarray(p, dtype=float), np.asarray(w, dtype=float)
-    keep = (p > 0) & (w > 0)
-    p, w = p[keep], w[keep]
-    total = float(w.sum())
-    if total == 0:
-        return np.zeros(1), np.ones(1)
-    integral = np.all(w == np.round(w)) and total <= grid
-    step = 1.0 if integral else total / grid
-    units = np.maximum(np.round(w / step).astype(np.int64), 1)
-    pmf = np.zeros(int(units.sum()) + 1)
-    pmf[0] = 1.0
-    reach = 0  # the highest value reached so far: the DP never touches the zeros beyond it
-    for pi, k in zip(p, units):
-        reach += k
-        moved = pmf[: reach - k + 1] * pi
-        pmf[: reach + 1] *= 1.0 - pi
-        pmf[k: reach + 1] += moved
-    return np.arange(len(pmf)) * step, pmf
+def month_dispersion(observed: np.ndarray, expected: np.ndarray, variance: np.ndarray) -> float:
+    """The variance of a shared month effect (a multiplicative frailty on every account's hazard,
+    mean 1) from past months' churn counts: `observed`, `expected` (the sum of the hazards) and
+    `variance` (the sum of h (1 - h), what independent accounts alone would give). Method of
+    moments pooled over the months, E[(O - E)^2] = V + s2 E^2; 0 when the months swing no more
+    than independence explains."""
+    observed, expected, variance = (np.asarray(a, dtype=float) for a in (observed, expected, variance))
+    excess = float(np.sum((observed - expected) ** 2 - variance))
+    scale = float(np.sum(expected**2))
+    return max(excess / scale, 0.0) if scale > 0 else 0.0
 
 
-def quantiles(values: np.ndarray, pmf: np.ndarray, levels: list[float]) -> np.ndarray:
-    """The smallest value whose cumulative probability reaches each level."""
-    cdf = np.cumsum(pmf)
-    index = np.searchsorted(cdf, np.asarray(levels) - 1e-12, side="left")
-    return values[np.minimum(index, len(values) - 1)]
+def month_effects(dispersion: float, draws: int, months: int, rng: np.random.Generator) -> np.ndarray:
+    """(draws, months) shared month effects: independent Gamma draws with mean 1 and variance
+    `dispersion` (all 1 without one)."""
+    if dispersion <= 0:
+        return np.ones((draws, months))
+    return rng.gamma(1.0 / dispersion, dispersion, size=(draws, months))
+
+
+def simulate_totals(hazards: np.ndarray, weights: np.ndarray, dispersion: float, draws: int = DRAWS,
+                    seed: int = SEED) -> np.ndarray:
+    """(draws, months, columns): in each simulated future, the weights (accounts, columns) of the
+    accounts that churn in each month ahead. In a draw every account's hazard in month k is
+    multiplied by that month's shared effect (capped at 1); given the effects, accounts churn
+    independently, each at most once (the first month its survival falls below its uniform draw)."""
+    hazards, weights = np.ascontiguousarray(hazards, dtype=float), np.ascontiguousarray(weights, dtype=float)
+    n, months = hazards.shape
+    rng = np.random.default_rng(seed)
+    out = np.zeros((draws, months, weights.shape[1]))
+    chunk = max(1, CHUNK_CELLS // max(n, 1))
+    for start in range(0, draws, chunk):
+        size = min(chunk, draws - start)
+        effects = month_effects(dispersion, size, months, rng)
+        _churn_totals(hazards, effects, rng.random((size, n)), weights, out[start: start + size])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _churn_totals(hazards, effects, uniforms, weights, out):
+    for d in range(effects.shape[0]):
+        for i in range(hazards.shape[0]):
+            survive = 1.0
+            for k in range(hazards.shape[1]):
+                survive *= 1.0 - min(effects[d, k] * hazards[i, k], 1.0)
+                if survive < uniforms[d, i]:
+                    out[d, k] += weights[i]
+                    break
 
 
 def interval_columns(name: str) -> list[str]:
     return [f"{name}_{side}{level}" for level in INTERVALS for side in ("low", "high")]
 
 
-def sum_summary(p: np.ndarray, w: np.ndarray, name: str) -> dict[str, float]:
-    """Expected value and the 80% and 95% intervals of a weighted Bernoulli sum, named after
-    `name`: `expected_<name>`, `<name>_low80`, `<name>_high80`, `<name>_low95`, `<name>_high95`."""
-    values, pmf = sum_distribution(p, w)
-    bounds = quantiles(values, pmf, [q for pair in INTERVALS.values() for q in pair])
-    return {f"expected_{name}": float(np.dot(p, w)), **dict(zip(interval_columns(name), map(float, bounds)))}
+def sum_summary(expected: float, draws: np.ndarray, name: str) -> dict[str, float]:
+    """Expected value and the 80% and 95% intervals (from simulated totals), named after `name`:
+    `expected_<name>`, `<name>_low80`, `<name>_high80`, `<name>_low95`, `<name>_high95`."""
+    levels = [q for pair in INTERVALS.values() for q in pair]
+    bounds = np.quantile(np.asarray(draws, dtype=float), levels, method="inverted_cdf")
+    return {f"expected_{name}": float(expected), **dict(zip(interval_columns(name), map(float, bounds)))}
 
 
 def accounts_path_for(output: Path) -> Path:
