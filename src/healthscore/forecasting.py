@@ -282,7 +282,7 @@ def forecast_table(rows: pd.DataFrame, hazards: np.ndarray, dispersion: float, h
     totals = fc.simulate_totals(hazards, np.hstack([members * mrr[:, None], members]), dispersion)
     out = []
     for g, (grouping, name, member) in enumerate(groups):
-        lost_mrr, lost_accounts = totals[:, :, g], totals[:, :, len(groups) + g]  # (draws, months)
+        churned_mrr, churned_accounts = totals[:, :, g], totals[:, :, len(groups) + g]  # (draws, months)
         g_mrr, g_p, g_renews = mrr[member], p[member], renews[member]
         start_mrr = float(g_mrr.sum())
         for kind, label, start, end, span in periods(as_of, p.shape[1]):
@@ -292,9 +292,9 @@ def forecast_table(rows: pd.DataFrame, hazards: np.ndarray, dispersion: float, h
                    "period_start": start, "period_end": end, "accounts_active": int(member.sum()), "mrr_start": start_mrr,
                    "accounts_renewing": int(renewing.sum()), "mrr_renewing": float(g_mrr[renewing].sum()),
                    "dispersion": dispersion}
-            row |= fc.sum_summary(float(in_period.sum()), lost_accounts[:, span].sum(axis=1), "churned_accounts")
-            row |= fc.sum_summary(float(in_period @ g_mrr), lost_mrr[:, span].sum(axis=1), "churned_mrr")
-            lost = fc.sum_summary(float(to_end @ g_mrr), lost_mrr[:, : span.stop].sum(axis=1), "lost")  # since as_of
+            row |= fc.sum_summary(float(in_period.sum()), churned_accounts[:, span].sum(axis=1), "churned_accounts")
+            row |= fc.sum_summary(float(in_period @ g_mrr), churned_mrr[:, span].sum(axis=1), "churned_mrr")
+            lost = fc.sum_summary(float(to_end @ g_mrr), churned_mrr[:, : span.stop].sum(axis=1), "lost")  # since as_of
             row["expected_retained_mrr"] = start_mrr - lost["expected_lost"]
             row["grr"] = row["expected_retained_mrr"] / start_mrr if start_mrr else np.nan
             for level in fc.INTERVALS:  # retained is what is left: its low end is the high end of the loss
