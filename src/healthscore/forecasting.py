@@ -158,7 +158,7 @@ class HazardData:
         the earlier ones for training."""
         settings = self.config.model
         stacked = self.stacked(leads)
-        known = sorted(d for d in stacked["label_month"].unique() if self.horizon.end(d) <= cutoff)
+        known = self.known_months(cutoff)
         valid = known[-CALIBRATION_MONTHS:]
         train = [d for d in known if valid and d < valid[0]]
         if len(train) < MIN_TRAIN_DATES:
@@ -168,6 +168,10 @@ class HazardData:
         params = settings.params.model_copy(update={"learning_rate": max(settings.params.learning_rate, HAZARD_LEARNING_RATE)})
         features = self.dataset.spec.features + [LEAD]
         return HealthModel(features, params, settings.tiers).fit(tr, tr["churned"].astype(int), va, va["churned"].astype(int))
+
+    def known_months(self, cutoff: dt.date) -> list[dt.date]:
+        """The label months whose outcome was known at `cutoff` (the month ended by then), in order."""
+        return sorted(d for d in self.dataset.labelled["as_of"].unique() if self.horizon.end(d) <= cutoff)
 
     def stacked(self, leads: int) -> pd.DataFrame:
         """Landmark rows: each account's metrics at a month start, the contract clock moved `k`
@@ -207,7 +211,7 @@ class HazardData:
         churns counted against the model's hazards at the month's start (months ahead 0). Most of
         those months trained the model, so their swings are if anything too small: a lower bound."""
         rows = self.stacked(1)
-        rows = rows[rows["label_month"].map(lambda d: self.horizon.end(d) <= cutoff)]
+        rows = rows[rows["label_month"].isin(self.known_months(cutoff))]
         h = model.predict_proba(rows)[:, 1]
         months = pd.DataFrame({"month": rows["label_month"].to_numpy(), "o": rows["churned"].astype(float).to_numpy(),
                                "e": h, "v": h * (1 - h)}).groupby("month").sum()
