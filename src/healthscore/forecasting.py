@@ -165,7 +165,11 @@ class HazardData:
             raise SplitError(f"as_of {cutoff}: {len(known)} labelled months before it; the hazard model needs "
                              f"{MIN_TRAIN_DATES + CALIBRATION_MONTHS} (the latest {CALIBRATION_MONTHS} for calibration)")
         tr, va = stacked[stacked["label_month"].isin(train)], stacked[stacked["label_month"].isin(valid)]
-        params = settings.params.model_copy(update={"learning_rate": max(settings.params.learning_rate, HAZARD_LEARNING_RATE)})
+        base = settings.params
+        rate = max(base.learning_rate, HAZARD_LEARNING_RATE)
+        # the same patience in learning distance: rounds without improvement scale with 1 / rate
+        patience = max(1, round(base.early_stopping_rounds * base.learning_rate / rate))
+        params = base.model_copy(update={"learning_rate": rate, "early_stopping_rounds": patience})
         features = self.dataset.spec.features + [LEAD]
         return HealthModel(features, params, settings.tiers).fit(tr, tr["churned"].astype(int), va, va["churned"].astype(int))
 
