@@ -5,16 +5,20 @@ tampered models in tests/test_model.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from healthscore.build.snapshot import build_snapshot_dataset
 from healthscore.cli import app
 from healthscore.dataset import Dataset
 from healthscore.model.training import train
@@ -138,8 +142,6 @@ def test_unseen_categories_are_counted_and_said(base, tmp_path):
                  "--history", tmp_path / "h.duckdb")
     assert result.exit_code == 0, result.output
     assert "plan: values not seen in training, read as missing: 'platinum' (7)" in result.output
-    import json
-
     assert json.loads(out.with_name("scores.meta.json").read_text())["unseen_categories"] == {"plan": {"platinum": 7}}
     scores = pd.read_parquet(out).set_index("account_id")
     texts = pd.concat([scores[f"{side}_{k}_text"] for side in ("reason", "strength") for k in (1, 2, 3)])
@@ -201,3 +203,74 @@ def test_bad_arguments_end_in_one_line_and_exit_code_2(base, args, says):
     result = run(*args)
     assert result.exit_code == 2, result.output
     assert says in result.output and "error" in result.output.lower()
+
+
+def _snapshot(n: int, seed: int, start: int = 0) -> pd.DataFrame:
+    """A snapshot table without as_of: days since the last login count back from its reference date."""
+    rng = np.random.default_rng(seed)
+    idle = rng.integers(0, 120, n)
+    utilisation = rng.integers(0, 100, n)
+    churn = rng.random(n) < 0.05 + 0.5 * (utilisation < 30) + 0.3 * (idle > 60)
+    return pd.DataFrame({"Customer ID": [f"C{k:05d}" for k in range(start, start + n)],
+                         "Last login": [(dt.date(2024, 6, 30) - dt.timedelta(days=int(d))).isoformat() for d in idle],
+                         "Utilisation": utilisation, "Churned": np.where(churn, "yes", "no")})
+
+
+@pytest.fixture(scope="module")
+def snapshot_model(project):
+    """A model trained on a snapshot table, exported as `snapshot-health`."""
+    table = project / "snapshot-train.csv"
+    _snapshot(1500, seed=3).to_csv(table, index=False)
+    data = build_snapshot_dataset(table, "Customer ID", "Churned")
+    write_export(train(data, CONFIG).model.save(project / "snapshot-saved"), "snapshot-health", "1", "run-s")
+    point_alias("snapshot-health", "champion", "1")
+    return project / "models" / "snapshot-health"
+
+
+def test_one_row_dated_2099_moves_nothing_at_training(tmp_path):
+    table = _snapshot(1500, seed=3)
+    table.to_csv(tmp_path / "clean.csv", index=False)
+    clean = build_snapshot_dataset(tmp_path / "clean.csv", "Customer ID", "Churned")
+    table.loc[10, "Last login"] = "2099-01-01"
+    table.loc[11, "Last login"] = "1900-01-01"
+    table.to_csv(tmp_path / "odd.csv", index=False)
+    odd = build_snapshot_dataset(tmp_path / "odd.csv", "Customer ID", "Churned")
+    assert odd.spec.reference_date == clean.spec.reference_date == dt.date(2024, 6, 30)
+    assert odd.rejections[["row", "code", "reason"]].to_dict("records") == [
+        {"row": 11, "code": "after_reference_date", "reason": "'2099-01-01' is after the reference date (2024-06-30)"},
+        {"row": 12, "code": "before_date_floor", "reason": "'1900-01-01' is before the date floor (1990-01-01): a placeholder, not history"}]
+    kept = clean.frame.drop(index=[10, 11]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(odd.frame, kept)  # every other row's days-since value is what it was
+    given = build_snapshot_dataset(tmp_path / "clean.csv", "Customer ID", "Churned", reference_date=dt.date(2024, 6, 1))
+    after = (pd.to_datetime(table["Last login"]) > "2024-06-01").sum() - 1  # the 2099 row is not in clean.csv
+    assert given.spec.reference_date == dt.date(2024, 6, 1) and (given.rejections["code"] == "after_reference_date").sum() == after
+    assert any(n.startswith("reference date 2024-06-01 (given)") for n in given.spec.notes)
+
+
+def test_one_row_dated_2099_changes_no_other_accounts_score(snapshot_model, tmp_path):
+    """The issue's case: one outlier row among 2,000 at scoring moved 1,535 other accounts' scores."""
+    today = _snapshot(2000, seed=5, start=50000).drop(columns="Churned")
+    today.to_csv(tmp_path / "today.csv", index=False)
+    today.loc[100, "Last login"] = "2099-12-31"
+    today.loc[101, "Last login"] = "1950-06-01"
+    today.to_csv(tmp_path / "odd.csv", index=False)
+    runs = {}
+    for name in ("today", "odd"):
+        out = tmp_path / f"{name}-scores.parquet"
+        result = run("score", "--table", tmp_path / f"{name}.csv", "--id-column", "Customer ID", "--model", snapshot_model,
+                     "--out", out, "--history", tmp_path / f"{name}.duckdb")
+        assert result.exit_code == 0, result.output
+        assert "reference date 2024-06-30: the table's dates count days back from it" in result.output
+        runs[name] = pd.read_parquet(out).set_index("account_id")["health_score"]
+    moved = runs["odd"].index.symmetric_difference(runs["today"].index)
+    assert sorted(moved) == ["C50100", "C50101"]
+    pd.testing.assert_series_equal(runs["odd"], runs["today"].drop(index=moved))
+    rejected = pd.read_parquet(tmp_path / "odd-scores.rejected.parquet")
+    assert list(rejected["code"]) == ["after_reference_date", "before_date_floor"] and list(rejected["row"]) == [101, 102]
+    meta = json.loads((tmp_path / "odd-scores.meta.json").read_text())
+    assert meta["reference_date"] == "2024-06-30"
+    given = run("score", "--table", tmp_path / "today.csv", "--id-column", "Customer ID", "--model", snapshot_model,
+                "--out", tmp_path / "given.parquet", "--history", tmp_path / "given.duckdb", "--reference-date", "2024-07-31")
+    assert given.exit_code == 0 and "reference date 2024-07-31" in given.output
+    shifted = pd.read_parquet(tmp_path / "given.parquet").set_index("account_id")["health_score"]
+    assert (shifted != runs["today"]).any()  # a month later: every login is a month older

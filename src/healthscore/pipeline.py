@@ -23,7 +23,7 @@ from healthscore.build.snapshot import build_snapshot_dataset
 from healthscore.build.spark import spark_session
 from healthscore.config import Config, load_config
 from healthscore.dataset import Dataset, read_dataset
-from healthscore.defaults import CHUNK_SIZE, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
+from healthscore.defaults import CHUNK_SIZE, DATE_FLOOR, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
 from healthscore.errors import ModelQualityError, UserError
 from healthscore.history.store import check_history, previous_tiers, record_run
 from healthscore.io import check_outputs
@@ -49,10 +49,13 @@ def load_dataset(
     label_column: str | None = "churned",
     as_of_column: str | None = None,
     progress: Callable[[str], None] | None = None,
+    reference_date: dt.date | None = None,
+    date_floor: dt.date = DATE_FLOOR,
 ) -> Dataset:
     """The modelling dataset from one of: a file written by `build-dataset` (`dataset`), the
-    user's own snapshot table (`table`, with its id and label columns), or the raw tables of a
-    `config`, built now."""
+    user's own snapshot table (`table`, with its id and label columns; a table without as_of counts
+    its dates back from `reference_date`, or one derived robustly; dates before `date_floor` are
+    rejected), or the raw tables of a `config`, built now."""
     if (dataset is not None) + (table is not None) > 1 or (config is None and dataset is None and table is None):
         raise UserError("give a config (raw tables), a dataset file, or a snapshot table (one of them)")
     if dataset is not None:
@@ -60,7 +63,7 @@ def load_dataset(
     if table is not None:
         if not id_column:
             raise UserError("a snapshot table needs its id column (--id-column)")
-        return build_snapshot_dataset(table, id_column, label_column, as_of_column)
+        return build_snapshot_dataset(table, id_column, label_column, as_of_column, reference_date, date_floor)
     if not isinstance(config, Config):
         config = load_config(config)
     return build_dataset(config, progress=progress)
@@ -118,11 +121,13 @@ def score_accounts(
     max_rejected_share: float = MAX_REJECTED_SHARE,
     progress: Callable[[str, int, int], None] | None = None,
     engine: str = "local",
+    reference_date: dt.date | None = None,
 ) -> ScoreRun:
     """Score the base at `as_of` from the raw tables of `config` (built by the same code as the
     training data), or a `table`: a dataset file, the user's own snapshot table, or a frame.
     The run is recorded in `history` (None: not recorded). `engine` "spark" scores a dataset
-    Parquet file or folder on the active (or a local) Spark session into a folder of parts."""
+    Parquet file or folder on the active (or a local) Spark session into a folder of parts.
+    `reference_date`: the date a snapshot table's dates count back from (None: derived as in training)."""
     say = progress or (lambda *_: None)
     inputs = [table if isinstance(table, (str, Path)) else None, history,
               *([config.source_path(name) for name in config.sources] if config is not None else [])]
@@ -143,7 +148,7 @@ def score_accounts(
                              previous)
     else:
         run = _score_locally(health_model, ref, output, config, as_of, table, id_column, as_of_column, chunk_size,
-                             max_rejected_share, previous, say)
+                             max_rejected_share, previous, say, reference_date)
     if history is not None:
         try:
             record_run(history, output, run.metadata, health_model.features)
@@ -157,17 +162,19 @@ def score_accounts(
 
 
 def _score_locally(health_model, ref, output, config, as_of, table, id_column, as_of_column, chunk_size, max_rejected_share,
-                   previous, say) -> ScoreRun:
+                   previous, say, reference_date=None) -> ScoreRun:
     source: ScoringInput
     if config is not None:
         if as_of is None:
             raise UserError("scoring from the raw tables needs an as_of date (--as-of)")
+        if reference_date is not None:
+            raise UserError("a reference date is for a snapshot table (--table); the raw tables are observed at --as-of")
         say("building metrics", 0, 1)
         source = RawTablesInput(config, as_of)
     elif isinstance(table, pd.DataFrame):
         source = FrameInput(table)
     elif table is not None:
-        source = open_table(Path(table), id_column, health_model.features, as_of_column)
+        source = open_table(Path(table), id_column, health_model.features, as_of_column, reference_date)
     else:
         raise UserError("score needs a config (raw tables) or a table of metrics")
     return score_input(health_model, ref, source, output, as_of, chunk_size, max_rejected_share,
