@@ -274,3 +274,18 @@ def test_one_row_dated_2099_changes_no_other_accounts_score(snapshot_model, tmp_
     assert given.exit_code == 0 and "reference date 2024-07-31" in given.output
     shifted = pd.read_parquet(tmp_path / "given.parquet").set_index("account_id")["health_score"]
     assert (shifted != runs["today"]).any()  # a month later: every login is a month older
+
+
+def test_a_column_that_unreadable_values_would_turn_into_text_is_an_error_unless_accepted(tmp_path):
+    table = _snapshot(300, seed=8)
+    table["Seats"] = [str(10 + i % 50) if i % 3 else "lots" for i in range(300)]  # a third unreadable
+    table.to_csv(tmp_path / "t.csv", index=False)
+    result = run("build-dataset", "--table", tmp_path / "t.csv", "--id-column", "Customer ID", "--label-column", "Churned",
+                 "--out", tmp_path / "d.parquet")
+    assert result.exit_code == 2 and not (tmp_path / "d.parquet").exists()
+    said = " ".join(result.output.split())
+    assert "column 'Seats': 200 of its 300 values are numbers (67%, under the 90% needed), so it would silently stop being numbers; " \
+           "values that are not: row 1 ('lots'), row 4 ('lots')" in said and "--mixed-columns text" in said
+    accepted = build_snapshot_dataset(tmp_path / "t.csv", "Customer ID", "Churned", mixed_columns="text")
+    assert "seats" in accepted.spec.attributes  # the user said so: text (51 values: free text), with a note
+    assert any(n.startswith("column 'Seats': 200 of its 300 values are numbers") for n in accepted.spec.notes)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from healthscore.build.raw import build_dataset
-from healthscore.build.snapshot import build_snapshot_dataset
+from healthscore.build.snapshot import MixedColumns, build_snapshot_dataset
 from healthscore.build.spark import spark_session
 from healthscore.config import Config, load_config
 from healthscore.dataset import Dataset, read_dataset
@@ -51,11 +51,13 @@ def load_dataset(
     progress: Callable[[str], None] | None = None,
     reference_date: dt.date | None = None,
     date_floor: dt.date = DATE_FLOOR,
+    mixed_columns: MixedColumns = "error",
 ) -> Dataset:
     """The modelling dataset from one of: a file written by `build-dataset` (`dataset`), the
     user's own snapshot table (`table`, with its id and label columns; a table without as_of counts
     its dates back from `reference_date`, or one derived robustly; dates before `date_floor` are
-    rejected), or the raw tables of a `config`, built now."""
+    rejected; a column mostly of numbers or dates with too many that are not is an error, or with
+    `mixed_columns` "text" read as text), or the raw tables of a `config`, built now."""
     if (dataset is not None) + (table is not None) > 1 or (config is None and dataset is None and table is None):
         raise UserError("give a config (raw tables), a dataset file, or a snapshot table (one of them)")
     if dataset is not None:
@@ -63,7 +65,7 @@ def load_dataset(
     if table is not None:
         if not id_column:
             raise UserError("a snapshot table needs its id column (--id-column)")
-        return build_snapshot_dataset(table, id_column, label_column, as_of_column, reference_date, date_floor)
+        return build_snapshot_dataset(table, id_column, label_column, as_of_column, reference_date, date_floor, mixed_columns)
     if not isinstance(config, Config):
         config = load_config(config)
     return build_dataset(config, progress=progress)

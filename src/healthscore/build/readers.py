@@ -250,6 +250,16 @@ def number_reading(source: str, text: pd.Series) -> tuple[ColumnReading, str, bo
     return ColumnReading(source=source, how="text_number", decimal_comma=decimal_comma, percent=percent), how, currency
 
 
+def written_as(text: pd.Series) -> dict[str, pd.Series]:
+    """Which present values of a column are written as numbers (in the decimal convention that fits
+    more of them) and which as dates: how much of a column that `number_reading` and `date_reading`
+    refused was nonetheless numbers or dates."""
+    t, parts = _number_parts(text)
+    point, comma = _number_bodies(parts, False), _number_bodies(parts, True)
+    return {"numbers": comma if comma.sum() > point.sum() else point,
+            "dates": t.str.fullmatch(_YMD) | t.str.fullmatch(_DMY)}
+
+
 def date_reading(source: str, s: pd.Series) -> tuple[ColumnReading, str] | None:
     """How to read a column of dates and what that is; None if it is not dates.
 

@@ -49,6 +49,7 @@ from healthscore.build.readers import (
     read_table,
     reference_date,
     snake_case,
+    written_as,
 )
 from healthscore.dataset import ColumnReading, Dataset, DatasetSpec, FeatureSpec
 from healthscore.defaults import DATE_FLOOR
@@ -67,6 +68,8 @@ UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-f
 MAX_CATEGORIES = 50
 MIN_CLASS = 5  # rows of each label needed before a column's separating power means anything
 LEAK_AUC = 0.98
+MIXED = 0.5  # a column with this share of numbers (or dates), but under `MOST`, lost its type to unreadable values
+MixedColumns = Literal["error", "text"]
 
 
 class ColumnHints(BaseModel):
@@ -119,18 +122,21 @@ class _Column:
 
 def build_snapshot_dataset(path: str | Path, id_column: str, label_column: str | None = None,
                            as_of_column: str | None = None, reference_date: dt.date | None = None,
-                           date_floor: dt.date = DATE_FLOOR) -> Dataset:
+                           date_floor: dt.date = DATE_FLOOR, mixed_columns: MixedColumns = "error") -> Dataset:
     """Type, check and label a snapshot table (label_column None: a table to score, not to train on).
     A table without as_of counts its dates back from `reference_date` (None: derived, see
-    `readers.reference_date`); rows dated after it, or before `date_floor`, are rejected."""
+    `readers.reference_date`); rows dated after it, or before `date_floor`, are rejected. A column
+    mostly of numbers or dates, but with too many values that are not, is an error, or with
+    `mixed_columns` "text" read as text (a category or an attribute, not a number)."""
     path = Path(path)
     raw, how = read_table(path)
-    return _Builder(path, raw, how, reference_date, date_floor).build(id_column, label_column, as_of_column)
+    return _Builder(path, raw, how, reference_date, date_floor, mixed_columns).build(id_column, label_column, as_of_column)
 
 
 class _Builder:
-    def __init__(self, path: Path, raw: pd.DataFrame, how: str, reference: dt.date | None = None, floor: dt.date = DATE_FLOOR):
-        self.path, self.raw, self.reference, self.floor = path, raw, reference, floor
+    def __init__(self, path: Path, raw: pd.DataFrame, how: str, reference: dt.date | None = None, floor: dt.date = DATE_FLOOR,
+                 mixed: MixedColumns = "error"):
+        self.path, self.raw, self.reference, self.floor, self.mixed = path, raw, reference, floor, mixed
         self.reference_used: dt.date | None = None
         self.notes = [f"read {path.name}: {len(raw):,} rows x {raw.shape[1]} columns ({how})"]
         self.reason = pd.Series(None, index=raw.index, dtype=object)  # first reason a row is rejected
@@ -359,9 +365,25 @@ class _Builder:
                 return _Column(source, code, "date", dates, "days", how, reading)
         if unique and text.dropna().str.fullmatch(r"(?=\S*[A-Za-z])(?=\S*\d)\S+").mean() >= MOST:
             return _Column(source, code, "attribute", text, "text", "looks like an id (a unique code per row)")
+        self._mixed(source, text)
         if distinct <= MAX_CATEGORIES and distinct <= n / 2:
             return _Column(source, code, "categorical", text, "text", f"categorical, {distinct} values", as_text)
         return _Column(source, code, "attribute", text, "text", f"free text ({distinct:,} distinct values in {n:,} rows)")
+
+    def _mixed(self, source: str, text: pd.Series) -> None:
+        """A column mostly of numbers or dates that too many unreadable values keep from being read as
+        such would silently stop being a number: an error naming it, unless the user opts in."""
+        what, fits = max(written_as(text).items(), key=lambda kv: kv[1].sum())
+        if not len(fits) or fits.mean() < MIXED:
+            return
+        present = text.dropna()
+        note = f"{int(fits.sum()):,} of its {len(present):,} values are {what} ({fits.mean():.0%}, under the {MOST:.0%} needed)"
+        if self.mixed == "text":
+            self.notes.append(f"column {source!r}: {note}; read as text (mixed_columns: text)")
+            return
+        raise DataError(f"{self.path}: column {source!r}: {note}, so it would silently stop being {what}; "
+                        f"values that are not: {first_values(present[~fits])}; fix them, or pass --mixed-columns text "
+                        "(mixed_columns='text') to read the column as text")
 
     def _leak_labels(self) -> pd.Series | None:
         """The labels to test columns against, if there are enough of each to mean anything."""

@@ -20,6 +20,15 @@ ReferenceDateOpt = Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m
     "rows dated after it are rejected)."))]
 DateFloorOpt = Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help=(
     "With --table: rows with a date before this are rejected (a placeholder such as 1900-01-01, not history)."))]
+
+class Mixed(str, Enum):
+    error = "error"
+    text = "text"
+
+
+MixedOpt = Annotated[Mixed, typer.Option(help=(
+    "With --table: a column mostly of numbers or dates, with too many values that are not, is an error (error) "
+    "or read as text (text)."))]
 NameOpt = Annotated[Optional[str], typer.Option(help="Registered model name (default from config: customer-health).")]
 
 
