@@ -290,6 +290,9 @@ def test_unusable_tables_are_errors_naming_table_and_column(tmp_path, damage, me
         (lambda c: c.update(metrics={"add": [{"code": "x", "label": "X", "aggregation": "sum", "source": "events", "family": "f"}]}),
          r"metrics\.add\.0: .*metric 'x': aggregation 'sum' needs `value`"),
         (lambda c: c.update(metrics={"drop": ["no_such_metric"]}), r"metrics\.drop: unknown metric code\(s\) \['no_such_metric'\]"),
+        (lambda c: c.update(metrics={"add": [{"code": "x_30d", "label": "X", "aggregation": "count", "source": "events", "window_days": 30,
+                                              "family": "usage_declin"}]}),
+         r"metrics\.add: metric 'x_30d': unknown family 'usage_declin' \(did you mean 'usage_decline'\?\); families: "),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):

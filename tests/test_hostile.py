@@ -289,3 +289,59 @@ def test_a_column_that_unreadable_values_would_turn_into_text_is_an_error_unless
     accepted = build_snapshot_dataset(tmp_path / "t.csv", "Customer ID", "Churned", mixed_columns="text")
     assert "seats" in accepted.spec.attributes  # the user said so: text (51 values: free text), with a note
     assert any(n.startswith("column 'Seats': 200 of its 300 values are numbers") for n in accepted.spec.notes)
+
+
+def test_a_table_that_cannot_train_a_model_is_said_up_front(tmp_path):
+    """One class, a handful of rows, an infinite value, a model name MLflow refuses: one line, exit 2,
+    before any training (not scikit-learn's or MLflow's message)."""
+    table = _snapshot(300, seed=9)
+    table.assign(Churned="no").to_csv(tmp_path / "one-class.csv", index=False)
+    table.head(5).to_csv(tmp_path / "tiny.csv", index=False)
+    table.to_csv(tmp_path / "ok.csv", index=False)
+    data = build_snapshot_dataset(tmp_path / "ok.csv", "Customer ID", "Churned")
+    infinite = data.frame.copy()
+    infinite.loc[[3, 8], "utilisation"] = np.inf
+    Dataset(infinite, data.spec).write(tmp_path / "infinite.parquet")
+    train_table = ["train", "--id-column", "Customer ID", "--label-column", "Churned", "--table"]
+    for args, says in [
+        (train_table + [tmp_path / "one-class.csv"], "300 labelled rows (0 churned, 300 retained): a model needs at least 10 of each"),
+        (train_table + [tmp_path / "tiny.csv"], "5 labelled rows ("),
+        (["train", "--dataset", tmp_path / "infinite.parquet"], "feature 'utilisation': 2 infinite value(s) (rows 4, 9)"),
+        (train_table + [tmp_path / "ok.csv", "--name", "team/health"], "--name 'team/health': a model name cannot contain '/' or ':'"),
+    ]:
+        result = run(*args)
+        assert result.exit_code == 2 and says in " ".join(result.output.split()), result.output
+
+
+def test_an_infinite_number_in_a_snapshot_table_is_rejected_with_its_row(tmp_path):
+    table = _snapshot(300, seed=9).assign(MRR=[str(100 + i) for i in range(300)])
+    table.loc[4, "MRR"] = "1e309"
+    table.to_csv(tmp_path / "t.csv", index=False)
+    data = build_snapshot_dataset(tmp_path / "t.csv", "Customer ID", "Churned")
+    assert data.rejections[["row", "column", "code", "reason"]].to_dict("records") == [
+        {"row": 5, "column": "MRR", "code": "not_a_number", "reason": "'1e309' is not a finite number"}]
+    assert np.isfinite(data.frame["mrr"]).all() and len(data.frame) == 299
+
+
+def test_promote_on_an_unlabelled_dataset_is_one_line(base, tmp_path):
+    _, features, latest = base  # the latest month, its label column dropped
+    unlabelled = Dataset(latest.assign(churned=None).reset_index(drop=True), synthetic_dataset(accounts=10, months=2).spec)
+    for dataset in (features, unlabelled.write(tmp_path / "unlabelled.parquet")):
+        result = run("promote", "--dataset", dataset)
+        assert result.exit_code == 2 and result.output.startswith("error: the dataset has no churn labels"), result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_text_in_a_metric_column_of_a_dataset_file_is_one_line(base, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    project, features, latest = base
+    edited = latest.reset_index(drop=True).astype({"usage": str})
+    edited.loc[0, "usage"] = "lots"
+    table = pa.Table.from_pandas(edited, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata(pq.read_schema(features).metadata), tmp_path / "edited.parquet")
+    result = run("score", "--table", tmp_path / "edited.parquet", "--model", project / "models" / "customer-health", "--out",
+                 tmp_path / "s.parquet", "--history", tmp_path / "h.duckdb")
+    assert result.exit_code == 2 and "metric column 'usage' holds text where numbers belong (first: ['lots'])" in result.output
+    assert not (tmp_path / "s.parquet").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import difflib
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -212,6 +213,12 @@ class Config(_Strict):
         if unknown_drops:
             raise ConfigError(f"metrics.drop: unknown metric code(s) {unknown_drops}")
         kept = [m for m in base if m.code not in set(self.metrics.drop)]
+        families = {m.family for m in load_default_catalogue().metrics} | {"other"}  # each has a playbook
+        for m in self.metrics.add:
+            if m.family not in families:
+                close = difflib.get_close_matches(m.family, sorted(families), 1)
+                raise ConfigError(f"metrics.add: metric {m.code!r}: unknown family {m.family!r}"
+                                  + (f" (did you mean {close[0]!r}?)" if close else "") + f"; families: {', '.join(sorted(families))}")
         try:
             catalogue = MetricCatalogue(metrics=tuple(kept) + tuple(self.metrics.add))
             unknown = sorted(set(self.metrics.labels) - {m.code for m in catalogue})

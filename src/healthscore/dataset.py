@@ -150,6 +150,14 @@ def conform(frame: pd.DataFrame, features: list[FeatureSpec]) -> pd.DataFrame:
         frame["churned"] = frame["churned"].astype("boolean")
     numeric = [f.code for f in features if f.kind == "numeric" and f.code in frame]
     categorical = [f.code for f in features if f.kind == "categorical" and f.code in frame]
-    frame[numeric] = frame[numeric].astype("float64")
+    try:
+        frame[numeric] = frame[numeric].astype("float64")
+    except (ValueError, TypeError):  # a dataset file edited by hand: say which column, not numpy's words
+        for code in numeric:
+            text = frame[code][pd.to_numeric(frame[code], errors="coerce").isna() & frame[code].notna()]
+            if len(text):
+                raise DataError(f"metric column {code!r} holds text where numbers belong (first: {list(text.head(3))}): "
+                                "a dataset file's metric columns are numbers; rebuild it with build-dataset") from None
+        raise
     frame[categorical] = frame[categorical].astype("string")
     return frame

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from healthscore.build.raw import build_dataset
@@ -24,7 +25,7 @@ from healthscore.build.spark import spark_session
 from healthscore.config import Config, load_config
 from healthscore.dataset import Dataset, read_dataset
 from healthscore.defaults import CHUNK_SIZE, DATE_FLOOR, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
-from healthscore.errors import ModelQualityError, UserError
+from healthscore.errors import DataError, ModelQualityError, UserError
 from healthscore.history.store import check_history, previous_tiers, record_run
 from healthscore.io import check_outputs
 from healthscore.model.artefacts import write_training_artefacts
@@ -97,6 +98,7 @@ def train_and_register(
     """Train, write the artefacts (into `artefacts`, or a temporary folder), run the quality
     gate, then log and register (gate passed) or log as rejected (gate failed). `extra`
     contenders are compared, never shipped."""
+    check_trainable(dataset, name)
     result = train(dataset, settings or TrainingConfig(), list(extra))
     info = {"digest": result.dataset_digest, "origin": dataset.spec.origin, "horizon_days": dataset.spec.horizon_days}
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,6 +110,30 @@ def train_and_register(
             run_id = log_rejected(result, dataset, folder, str(exc), name)
             return TrainingOutcome(result, None, files, run_id, str(exc))
         return TrainingOutcome(result, log_training(result, dataset, folder, name), files)
+
+
+MIN_CLASS_ROWS = 10  # labelled rows of each class below which cross-fitting folds and a test slice cannot all see both
+
+
+def check_trainable(dataset: Dataset, name: str | None = None) -> None:
+    """What would otherwise fail deep inside training (a scikit-learn or MLflow message), said up
+    front in the user's terms: the model name, the labels, the feature values."""
+    if name is not None and ("/" in name or ":" in name):
+        raise UserError(f"--name {name!r}: a model name cannot contain '/' or ':'")
+    spec, frame = dataset.spec, dataset.frame
+    if not spec.label_column or spec.label_column not in frame:
+        raise DataError("the dataset has no churn label column: it can be scored, not trained on")
+    y = dataset.labelled[spec.label_column].astype(bool)
+    churned, retained = int(y.sum()), int((~y).sum())
+    if min(churned, retained) < MIN_CLASS_ROWS:
+        raise DataError(f"{len(y):,} labelled rows ({churned:,} churned, {retained:,} retained): a model needs at least "
+                        f"{MIN_CLASS_ROWS} of each (every cross-fitting fold and the test slice need both)")
+    numeric = [f.code for f in spec.features if f.kind == "numeric"]
+    infinite = np.isinf(frame[numeric].astype(float))
+    for code in infinite.columns[infinite.any()]:
+        rows = np.flatnonzero(infinite[code]) + 1
+        raise DataError(f"feature {code!r}: {len(rows):,} infinite value(s) (rows {', '.join(map(str, rows[:5]))}): no count or "
+                        "amount is infinite; rebuild the dataset (build-dataset rejects such rows)")
 
 
 def score_accounts(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import yaml
 from pandas.api import types as ptypes
@@ -167,7 +168,7 @@ class _Builder:
 
         features = [c for c in columns if c.kind != "attribute"]
         self._days_before(features, as_of[kept] if as_of is not None else None)
-        kept = self._kept(ids)  # less the rows with an implausible date
+        kept = self._kept(ids)  # less the rows with an implausible date or an infinite number
         self.y = labels[kept] if labels is not None else None
         frame = pd.DataFrame({"account_id": ids[kept].astype("string")})
         if as_of is not None:
@@ -316,6 +317,11 @@ class _Builder:
         col = self._typed(source, code, values)
         if col is None:
             return None
+        if col.kind == "numeric" and np.isinf(col.values).any():  # '1e309' reads as infinity: no count or amount is
+            infinite = np.isinf(col.values)
+            self._reject(infinite.reindex(self.raw.index, fill_value=False), source, Reason.NOT_A_NUMBER,
+                         clean_text(values).map(lambda v: f"{v!r} is not a finite number", na_action="ignore"))
+            col.values = col.values.mask(infinite)
         leak = self._leak(col)
         if leak:
             self.notes.append(f"column {source!r} excluded: looks like a leak ({leak})")
