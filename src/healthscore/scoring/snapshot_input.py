@@ -50,7 +50,7 @@ class _Scan:
     duplicates: set[str]  # by id and as_of
     duplicate_ids: set[str]  # by id alone
     as_of_reading: ColumnReading | None  # decided on the whole column, as in training
-    latest: pd.Timestamp  # NaT when no feature counts days before the file's latest date
+    latest: pd.Timestamp  # the reference date; NaT when no feature counts days back from one
 
 
 class SnapshotTableInput:
@@ -141,9 +141,10 @@ class SnapshotTableInput:
 
     @cached_property
     def _scan(self) -> _Scan:
-        """One pass over the id and as_of columns (and the dates counted from the file's latest one):
+        """One pass over the id and as_of columns (and the dates counted back from the reference date):
         rows, repeated keys, how as_of is written (decided on the whole column, as in training) and
-        the latest date (of the rows training would have kept: with an id, not repeated)."""
+        the reference date: given, or derived as in training from the rows training would have kept
+        (with an id, not repeated)."""
         columns = [self.id, *([self.as_of] if self.as_of else []), *(self.sources[f.code] for f in self.latest)]
         ids, as_of, latest = [], [], []
         for frame in self._frames(list(dict.fromkeys(columns)), SCAN_ROWS):
