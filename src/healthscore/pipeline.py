@@ -169,8 +169,8 @@ def score_accounts(
     # the last recorded tiers keep tiers stable run to run (the tier policy's stability margin)
     previous = previous_tiers(history, as_of) if history is not None and as_of is not None else None
     if engine == "spark":
-        if not isinstance(table, (str, Path)):
-            raise UserError("--engine spark scores a dataset Parquet file or folder (--table)")
+        if not isinstance(table, (str, Path)) or reference_date is not None:
+            raise UserError("--engine spark scores a dataset Parquet file or folder (--table; no --reference-date)")
         say("scoring on Spark", 0, 1)
         run = score_on_spark(spark_session(), health_model, ref, Path(table), Path(output), as_of, chunk_size, max_rejected_share,
                              previous)
