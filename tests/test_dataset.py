@@ -231,10 +231,9 @@ def test_bad_rows_are_excluded_with_table_row_column_and_reason(tmp_path):
     ev.loc[9, "account_id"] = None
     tickets = frames["tickets"]
     frames["tickets"] = pd.concat([tickets, tickets.iloc[[0]]], ignore_index=True)  # duplicate id
-    frames["subscriptions"]["seats"] = frames["subscriptions"]["seats"].astype(str)  # as a CSV export might
-    frames["subscriptions"].loc[4, "seats"] = "twenty"
-    frames["subscriptions"]["mrr"] = frames["subscriptions"]["mrr"].astype(str)
-    frames["subscriptions"].loc[2, "mrr"] = "1e309"  # past a double's range: infinity once cast
+    frames["invoices"]["amount"] = frames["invoices"]["amount"].astype(str)  # as a CSV export might
+    frames["invoices"].loc[1, "amount"] = "twenty"
+    frames["invoices"].loc[2, "amount"] = "1e309"  # past a double's range: infinity once cast
     ds = build(tmp_path, frames)
     ex = ds.rejections.set_index(["table", "row"])
     assert ex.loc[("events", 4), "reason"] == "negative value" and ex.loc[("events", 4), "column"] == "quantity"
@@ -245,8 +244,8 @@ def test_bad_rows_are_excluded_with_table_row_column_and_reason(tmp_path):
     assert ex.loc[("events", 10), "reason"] == "missing value"
     assert set(ex.loc["tickets"].index) == {1, 4}
     assert (ex.loc["tickets", "reason"] == "duplicate ticket_id").all()
-    assert ex.loc[("subscriptions", 5), "reason"] == "not a number" and ex.loc[("subscriptions", 5), "value"] == "twenty"
-    assert ex.loc[("subscriptions", 3), "reason"] == "not a finite number" and ex.loc[("subscriptions", 3), "code"] == "not_a_number"
+    assert ex.loc[("invoices", 2), "reason"] == "not a number" and ex.loc[("invoices", 2), "value"] == "twenty"
+    assert ex.loc[("invoices", 3), "reason"] == "not a finite number" and ex.loc[("invoices", 3), "code"] == "not_a_number"
     # nothing lost: the report file lists them beside the dataset
     path = ds.write(tmp_path / "out" / "dataset.parquet")
     assert len(pd.read_csv(path.with_name("dataset.rejected.csv"))) == len(ds.rejections) == 7
@@ -291,6 +290,9 @@ def test_unusable_tables_are_errors_naming_table_and_column(tmp_path, damage, me
         (lambda c: c.update(metrics={"add": [{"code": "x", "label": "X", "aggregation": "sum", "source": "events", "family": "f"}]}),
          r"metrics\.add\.0: .*metric 'x': aggregation 'sum' needs `value`"),
         (lambda c: c.update(metrics={"drop": ["no_such_metric"]}), r"metrics\.drop: unknown metric code\(s\) \['no_such_metric'\]"),
+        (lambda c: c.update(metrics={"add": [{"code": "x_30d", "label": "X", "aggregation": "count", "source": "events", "window_days": 30,
+                                              "family": "usage_declin"}]}),
+         r"metrics\.add: metric 'x_30d': unknown family 'usage_declin' \(did you mean 'usage_decline'\?\); families: "),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):

@@ -7,6 +7,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 import rawbase
@@ -99,6 +100,78 @@ def test_subscriptions_that_stop_early_stop_the_labels_with_a_note(tmp_path):
     # a 90-day window from the first as_of (Feb 1) already passes Mar 2: nothing can be labelled
     # (with data_end alone, Feb 1 - Jun 1 would have been, reading the export's end as "no churn")
     assert len(ds.frame) > 10 and ds.frame.churned.isna().all()
+
+
+# --- a row that decides churn is never dropped on its own ------------------------------------------
+
+def _churning_base(folder, policy: str | None = None, garble: int = 5):
+    """300 accounts, every tenth churning in the first half of 2024; the end dates of `garble` churned
+    accounts are written unreadably (the issue's case: they silently became "retained")."""
+    _base_with_cutoff(folder, closed_at_export=False)
+    subs = pd.read_parquet(folder / "subscriptions.parquet")
+    subs["end_date"] = subs["end_date"].astype("string")
+    churned = subs.index[subs["end_date"].notna()][1:garble + 1]  # not A000: its late start shows where the export ends
+    subs.loc[churned, "end_date"] = "31/02/2024"
+    subs.to_parquet(folder / "subscriptions.parquet")
+    if policy:
+        raw = yaml.safe_load((folder / "healthscore.yaml").read_text())
+        raw["churn"]["unreadable_subscriptions"] = policy
+        (folder / "healthscore.yaml").write_text(yaml.safe_dump(raw))
+    return load_config(folder / "healthscore.yaml"), list(subs.loc[churned, "account_id"]), [i + 1 for i in churned]
+
+
+def test_an_unreadable_cancellation_row_stops_the_build_naming_file_column_rows_and_accounts(tmp_path):
+    config, accounts, rows = _churning_base(tmp_path)
+    with pytest.raises(DataError) as err:
+        build_dataset(config)
+    message = str(err.value)
+    assert "\n" not in message and "subscriptions.parquet" in message and "end_date not a date" in message
+    assert f"row(s) {', '.join(map(str, rows))}" in message and f"of 5 account(s) ({', '.join(accounts)})" in message
+    assert "churn.unreadable_subscriptions: drop_account" in message
+    result = CliRunner().invoke(app, ["build-dataset", "--config", str(tmp_path / "healthscore.yaml"), "--out", str(tmp_path / "d.parquet")])
+    assert result.exit_code == 2 and "end_date not a date" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "d.parquet").exists()
+
+
+def test_accepting_the_loss_drops_those_accounts_whole_and_changes_no_other_label(tmp_path):
+    clean = build_dataset(_base_with_cutoff(tmp_path / "clean", closed_at_export=False))
+    config, accounts, _ = _churning_base(tmp_path / "garbled", "drop_account")
+    ds = build_dataset(config)
+    assert not set(accounts) & set(ds.frame["account_id"])  # in no label
+    others = clean.frame[~clean.frame["account_id"].isin(accounts)]
+    pd.testing.assert_frame_equal(ds.frame[["account_id", "as_of", "churned"]].sort_values(["account_id", "as_of"]).reset_index(drop=True),
+                                  others[["account_id", "as_of", "churned"]].sort_values(["account_id", "as_of"]).reset_index(drop=True))
+    dropped = ds.rejections[ds.rejections["code"] == "account_dropped"]
+    assert set(dropped["account_id"]) == set(accounts) and set(dropped["table"]) == {"accounts", "events"}
+    assert (dropped["reason"] == "account dropped: unreadable subscription row").all() and len(dropped) == 5 * 3  # 1 account + 2 events
+    own = ds.rejections[ds.rejections["table"] == "subscriptions"]
+    assert list(own["code"]) == ["not_a_date"] * 5  # the unreadable rows keep their own reason
+    assert any(n.startswith("subscriptions: 5 account(s) left out whole (churn.unreadable_subscriptions: drop_account)")
+               for n in ds.spec.notes)
+
+
+def test_a_subscriptions_row_without_an_account_id_stops_even_when_accounts_may_be_dropped(tmp_path):
+    config, _, _ = _churning_base(tmp_path, "drop_account", garble=0)
+    subs = pd.read_parquet(tmp_path / "subscriptions.parquet")
+    subs.loc[3, "account_id"] = None
+    subs.to_parquet(tmp_path / "subscriptions.parquet")
+    with pytest.raises(DataError, match=r"1 row\(s\) with no account id cannot be used.*account_id missing value: row\(s\) 4; "
+                                        r"their accounts cannot be told"):
+        build_dataset(config)
+
+
+def test_dates_before_the_floor_are_rejected_with_their_reason(tmp_path):
+    frames = rawbase.tables()
+    frames["events"].loc[3, "event_date"] = D(1900, 1, 1)
+    frames["invoices"].loc[0, "paid_at"] = D(1970, 1, 1)
+    ds = build_dataset(load_config(rawbase.write(tmp_path, frames)))
+    floor = ds.rejections[ds.rejections["code"] == "before_date_floor"].set_index(["table", "row"])
+    assert set(floor.index) == {("events", 4), ("invoices", 1)}
+    assert floor.loc[("events", 4), "reason"] == "dated before the date floor (1990-01-01): a placeholder, not history (date_floor)"
+    later = rawbase.config_dict() | {"date_floor": "2024-01-15"}  # configurable; a start before it decides churn: it stops
+    with pytest.raises(DataError, match=r"3 row\(s\) of 3 account\(s\) \(A1, A2, A4\) cannot be used.*start_date dated before "
+                                        r"the date floor \(2024-01-15\).*: row\(s\) 1, 2, 5"):
+        build_dataset(load_config(rawbase.write(tmp_path, frames, later)))
 
 
 # --- metric SQL is data, not code -----------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import difflib
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from healthscore.catalogue import Metric, MetricCatalogue, load_default_catalogue
+from healthscore.defaults import DATE_FLOOR
 from healthscore.errors import ConfigError
 from healthscore.schema import SOURCE_SCHEMAS, Column, SourceSchema
 from healthscore.settings import TrainingConfig
@@ -74,6 +76,10 @@ class ChurnConfig(_Strict):
     horizon_steps: int | None = Field(None, gt=0, le=104)  # k observation steps of the schedule
     horizon_days: int | None = Field(None, gt=0, le=730)  # churn within k days (does not tile a monthly schedule)
     check_label_rates: bool = True  # an as_of whose churn rate is far outside the others is an error
+    # A subscriptions row that cannot be read (bad date or number, missing id, duplicate) may be the one that
+    # decides an account's churn: stop (an error naming the rows and accounts), or drop_account: leave those
+    # accounts out whole (every row of theirs, in every table, rejected as account_dropped).
+    unreadable_subscriptions: Literal["stop", "drop_account"] = "stop"
 
     @model_validator(mode="after")
     def _one_horizon(self) -> ChurnConfig:
@@ -153,6 +159,9 @@ class Config(_Strict):
     # First day without data. Default: the day after the latest event; labels also stop where the
     # subscriptions stop (see healthscore.build.labels).
     data_end: dt.date | None = None
+    # Dates before this are rejected (before_date_floor) in every table, at training and scoring: 1900-01-01
+    # or 1970-01-01 is a placeholder, not history.
+    date_floor: dt.date = DATE_FLOOR
     metrics: MetricsConfig = MetricsConfig()  # the metric catalogue in force
     model: TrainingConfig = TrainingConfig()  # training: LightGBM, the time split, tiers
     exclude_bad_rows: bool = True  # False: any bad row is an error instead of an exclusion
@@ -204,6 +213,12 @@ class Config(_Strict):
         if unknown_drops:
             raise ConfigError(f"metrics.drop: unknown metric code(s) {unknown_drops}")
         kept = [m for m in base if m.code not in set(self.metrics.drop)]
+        families = {m.family for m in load_default_catalogue().metrics} | {"other"}  # each has a playbook
+        for m in self.metrics.add:
+            if m.family not in families:
+                close = difflib.get_close_matches(m.family, sorted(families), 1)
+                raise ConfigError(f"metrics.add: metric {m.code!r}: unknown family {m.family!r}"
+                                  + (f" (did you mean {close[0]!r}?)" if close else "") + f"; families: {', '.join(sorted(families))}")
         try:
             catalogue = MetricCatalogue(metrics=tuple(kept) + tuple(self.metrics.add))
             unknown = sorted(set(self.metrics.labels) - {m.code for m in catalogue})
@@ -298,7 +313,9 @@ def _section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
         if inner is not None:
             many = "[]" if "list" in str(info.annotation) else ".<name>" if "dict" in str(info.annotation) else ""
             nested.append((inner, f"{key}{many}."))
-        default = "required" if info.is_required() else ("" if inner else f"`{info.get_default(call_default_factory=True)!r}`")
+        value = info.get_default(call_default_factory=True)
+        value = value.isoformat() if isinstance(value, dt.date) else repr(value)  # as the YAML is written
+        default = "required" if info.is_required() else ("" if inner else f"`{value}`")
         kind = _type_text(info.annotation)
         meaning = notes.get(name, "").replace("|", "\\|")
         out.append(f"| `{key}` | {kind} | {default} | {meaning} |")

@@ -8,6 +8,7 @@ own snapshot table.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from healthscore.defaults import DATE_FLOOR
 from healthscore.errors import DataError, no_rejections
 from healthscore.io import atomic_path
 
@@ -38,7 +40,8 @@ class ColumnReading(BaseModel):
     decimal_comma: bool = False  # text_number: '1.234,5'
     percent: bool = False  # text_number: values divided by 100
     dayfirst: bool = False  # date: day/month/year rather than month/day/year
-    days_before: Literal["as_of", "latest"] = "as_of"  # date: days before the row's as_of, or the file's latest date
+    days_before: Literal["as_of", "latest"] = "as_of"  # date: days before the row's as_of, or the file's reference date
+    date_floor: dt.date = DATE_FLOOR  # date: earlier dates are placeholders, their rows rejected (training and scoring)
 
 
 class FeatureSpec(BaseModel):
@@ -66,6 +69,7 @@ class DatasetSpec(BaseModel):
     features: list[FeatureSpec]
     attributes: list[str] = []
     notes: list[str] = []
+    reference_date: dt.date | None = None  # a snapshot table without as_of: the date its dates count back from
 
     @property
     def feature_codes(self) -> list[str]:
@@ -146,6 +150,14 @@ def conform(frame: pd.DataFrame, features: list[FeatureSpec]) -> pd.DataFrame:
         frame["churned"] = frame["churned"].astype("boolean")
     numeric = [f.code for f in features if f.kind == "numeric" and f.code in frame]
     categorical = [f.code for f in features if f.kind == "categorical" and f.code in frame]
-    frame[numeric] = frame[numeric].astype("float64")
+    try:
+        frame[numeric] = frame[numeric].astype("float64")
+    except (ValueError, TypeError):  # a dataset file edited by hand: say which column, not numpy's words
+        for code in numeric:
+            text = frame[code][pd.to_numeric(frame[code], errors="coerce").isna() & frame[code].notna()]
+            if len(text):
+                raise DataError(f"metric column {code!r} holds text where numbers belong (first: {list(text.head(3))}): "
+                                "a dataset file's metric columns are numbers; rebuild it with build-dataset") from None
+        raise
     frame[categorical] = frame[categorical].astype("string")
     return frame

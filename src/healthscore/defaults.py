@@ -5,6 +5,7 @@ MLflow store; the others are options of the commands that use them."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 MODEL_NAME = "customer-health"  # the registered model
@@ -16,3 +17,6 @@ EXPORT_ROOT = Path("models")  # models/<name>/v<version>/ and models/<name>/<ali
 HISTORY_DB = Path("scores.duckdb")
 CHUNK_SIZE = 50_000  # accounts scored per chunk: memory follows the chunk
 MAX_REJECTED_SHARE = 0.01  # more scoring rows rejected than this and the input is probably broken
+# Dates before this are typos or placeholders (1900-01-01, 1970-01-01), not customer history:
+# rejected in raw tables and snapshot tables alike, at training and at scoring.
+DATE_FLOOR = dt.date(1990, 1, 1)

@@ -16,15 +16,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from healthscore.build.raw import build_dataset
-from healthscore.build.snapshot import build_snapshot_dataset
+from healthscore.build.snapshot import MixedColumns, build_snapshot_dataset
 from healthscore.build.spark import spark_session
 from healthscore.config import Config, load_config
 from healthscore.dataset import Dataset, read_dataset
-from healthscore.defaults import CHUNK_SIZE, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
-from healthscore.errors import ModelQualityError, UserError
+from healthscore.defaults import CHUNK_SIZE, DATE_FLOOR, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
+from healthscore.errors import DataError, ModelQualityError, UserError
 from healthscore.history.store import check_history, previous_tiers, record_run
 from healthscore.io import check_outputs
 from healthscore.model.artefacts import write_training_artefacts
@@ -49,10 +50,15 @@ def load_dataset(
     label_column: str | None = "churned",
     as_of_column: str | None = None,
     progress: Callable[[str], None] | None = None,
+    reference_date: dt.date | None = None,
+    date_floor: dt.date = DATE_FLOOR,
+    mixed_columns: MixedColumns = "error",
 ) -> Dataset:
     """The modelling dataset from one of: a file written by `build-dataset` (`dataset`), the
-    user's own snapshot table (`table`, with its id and label columns), or the raw tables of a
-    `config`, built now."""
+    user's own snapshot table (`table`, with its id and label columns; a table without as_of counts
+    its dates back from `reference_date`, or one derived robustly; dates before `date_floor` are
+    rejected; a column mostly of numbers or dates with too many that are not is an error, or with
+    `mixed_columns` "text" read as text), or the raw tables of a `config`, built now."""
     if (dataset is not None) + (table is not None) > 1 or (config is None and dataset is None and table is None):
         raise UserError("give a config (raw tables), a dataset file, or a snapshot table (one of them)")
     if dataset is not None:
@@ -60,7 +66,7 @@ def load_dataset(
     if table is not None:
         if not id_column:
             raise UserError("a snapshot table needs its id column (--id-column)")
-        return build_snapshot_dataset(table, id_column, label_column, as_of_column)
+        return build_snapshot_dataset(table, id_column, label_column, as_of_column, reference_date, date_floor, mixed_columns)
     if not isinstance(config, Config):
         config = load_config(config)
     return build_dataset(config, progress=progress)
@@ -92,6 +98,7 @@ def train_and_register(
     """Train, write the artefacts (into `artefacts`, or a temporary folder), run the quality
     gate, then log and register (gate passed) or log as rejected (gate failed). `extra`
     contenders are compared, never shipped."""
+    check_trainable(dataset, name)
     result = train(dataset, settings or TrainingConfig(), list(extra))
     info = {"digest": result.dataset_digest, "origin": dataset.spec.origin, "horizon_days": dataset.spec.horizon_days}
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,6 +110,30 @@ def train_and_register(
             run_id = log_rejected(result, dataset, folder, str(exc), name)
             return TrainingOutcome(result, None, files, run_id, str(exc))
         return TrainingOutcome(result, log_training(result, dataset, folder, name), files)
+
+
+MIN_CLASS_ROWS = 10  # labelled rows of each class below which cross-fitting folds and a test slice cannot all see both
+
+
+def check_trainable(dataset: Dataset, name: str | None = None) -> None:
+    """What would otherwise fail deep inside training (a scikit-learn or MLflow message), said up
+    front in the user's terms: the model name, the labels, the feature values."""
+    if name is not None and ("/" in name or ":" in name):
+        raise UserError(f"--name {name!r}: a model name cannot contain '/' or ':'")
+    spec, frame = dataset.spec, dataset.frame
+    if not spec.label_column or spec.label_column not in frame:
+        raise DataError("the dataset has no churn label column: it can be scored, not trained on")
+    y = dataset.labelled[spec.label_column].astype(bool)
+    churned, retained = int(y.sum()), int((~y).sum())
+    if min(churned, retained) < MIN_CLASS_ROWS:
+        raise DataError(f"{len(y):,} labelled rows ({churned:,} churned, {retained:,} retained): a model needs at least "
+                        f"{MIN_CLASS_ROWS} of each (every cross-fitting fold and the test slice need both)")
+    numeric = [f.code for f in spec.features if f.kind == "numeric"]
+    infinite = np.isinf(frame[numeric].astype(float))
+    for code in infinite.columns[infinite.any()]:
+        rows = np.flatnonzero(infinite[code]) + 1
+        raise DataError(f"feature {code!r}: {len(rows):,} infinite value(s) (rows {', '.join(map(str, rows[:5]))}): no count or "
+                        "amount is infinite; rebuild the dataset (build-dataset rejects such rows)")
 
 
 def score_accounts(
@@ -118,11 +149,13 @@ def score_accounts(
     max_rejected_share: float = MAX_REJECTED_SHARE,
     progress: Callable[[str, int, int], None] | None = None,
     engine: str = "local",
+    reference_date: dt.date | None = None,
 ) -> ScoreRun:
     """Score the base at `as_of` from the raw tables of `config` (built by the same code as the
     training data), or a `table`: a dataset file, the user's own snapshot table, or a frame.
     The run is recorded in `history` (None: not recorded). `engine` "spark" scores a dataset
-    Parquet file or folder on the active (or a local) Spark session into a folder of parts."""
+    Parquet file or folder on the active (or a local) Spark session into a folder of parts.
+    `reference_date`: the date a snapshot table's dates count back from (None: derived as in training)."""
     say = progress or (lambda *_: None)
     inputs = [table if isinstance(table, (str, Path)) else None, history,
               *([config.source_path(name) for name in config.sources] if config is not None else [])]
@@ -136,14 +169,14 @@ def score_accounts(
     # the last recorded tiers keep tiers stable run to run (the tier policy's stability margin)
     previous = previous_tiers(history, as_of) if history is not None and as_of is not None else None
     if engine == "spark":
-        if not isinstance(table, (str, Path)):
-            raise UserError("--engine spark scores a dataset Parquet file or folder (--table)")
+        if not isinstance(table, (str, Path)) or reference_date is not None:
+            raise UserError("--engine spark scores a dataset Parquet file or folder (--table; no --reference-date)")
         say("scoring on Spark", 0, 1)
         run = score_on_spark(spark_session(), health_model, ref, Path(table), Path(output), as_of, chunk_size, max_rejected_share,
                              previous)
     else:
         run = _score_locally(health_model, ref, output, config, as_of, table, id_column, as_of_column, chunk_size,
-                             max_rejected_share, previous, say)
+                             max_rejected_share, previous, say, reference_date)
     if history is not None:
         try:
             record_run(history, output, run.metadata, health_model.features)
@@ -157,17 +190,19 @@ def score_accounts(
 
 
 def _score_locally(health_model, ref, output, config, as_of, table, id_column, as_of_column, chunk_size, max_rejected_share,
-                   previous, say) -> ScoreRun:
+                   previous, say, reference_date=None) -> ScoreRun:
     source: ScoringInput
     if config is not None:
         if as_of is None:
             raise UserError("scoring from the raw tables needs an as_of date (--as-of)")
+        if reference_date is not None:
+            raise UserError("a reference date is for a snapshot table (--table); the raw tables are observed at --as-of")
         say("building metrics", 0, 1)
         source = RawTablesInput(config, as_of)
     elif isinstance(table, pd.DataFrame):
         source = FrameInput(table)
     elif table is not None:
-        source = open_table(Path(table), id_column, health_model.features, as_of_column)
+        source = open_table(Path(table), id_column, health_model.features, as_of_column, reference_date)
     else:
         raise UserError("score needs a config (raw tables) or a table of metrics")
     return score_input(health_model, ref, source, output, as_of, chunk_size, max_rejected_share,

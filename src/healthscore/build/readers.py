@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 
 from healthscore.dataset import ColumnReading
-from healthscore.errors import DataError
+from healthscore.errors import DataError, Reason
 
 MISSING = {"", "na", "n/a", "nan", "null", "#n/a"}
 
@@ -153,12 +153,34 @@ def parse_column(values: pd.Series, reading: ColumnReading) -> tuple[pd.Series, 
     return clean_text(values), pd.Series(False, index=values.index)
 
 
-def read_column(values: pd.Series, reading: ColumnReading, ref: pd.Series | pd.Timestamp | None = None,
-                ) -> tuple[pd.Series, pd.Series]:
-    """A feature as the model sees it: `parse_column`, dates as days before `ref` (the rows' as_of or
-    the latest date in the file, as `reading.days_before` says)."""
-    out, unread = parse_column(values, reading)
-    return (days_before(out, ref) if reading.how == "date" else out), unread
+REFERENCE_SHARE = 0.99  # a table's reference date is near the date this share of its rows do not pass...
+REFERENCE_SLACK = (pd.Timedelta(days=92), pd.Timedelta(days=731))  # ... at most this far after it (see reference_date)
+
+
+def reference_date(latest: pd.Series) -> pd.Timestamp:
+    """The date a table without as_of counts days back from: its latest date, ignoring the few
+    rows far ahead of the rest (one typo dated 2099 would otherwise move every row's values).
+
+    It is the latest date no further after the date that `REFERENCE_SHARE` of the rows do not pass
+    than that date is after the median row, counted as at least 3 months and at most 2 years: the
+    bulk's own spread says how far ahead a real latest date may lie (a login, days; a renewal, years). `latest`: each row's latest
+    date (NaT: none)."""
+    dates = latest.dropna()
+    if not len(dates):
+        return pd.NaT
+    high = dates.quantile(REFERENCE_SHARE, interpolation="lower")
+    slack = min(max(high - dates.quantile(0.5, interpolation="lower"), REFERENCE_SLACK[0]), REFERENCE_SLACK[1])
+    return dates[dates <= high + slack].max()
+
+
+def implausible_dates(dates: pd.Series, reading: ColumnReading, ref: pd.Timestamp | None = None) -> list[tuple[pd.Series, Reason, str]]:
+    """(rows, reason code, reason with {} for the value) of dates no row may carry: before the
+    reading's date floor, or after `ref`, the reference date its days count back from."""
+    out = [(dates < pd.Timestamp(reading.date_floor), Reason.BEFORE_DATE_FLOOR,
+            f"{{}} is before the date floor ({reading.date_floor}): a placeholder, not history")]
+    if ref is not None and not pd.isna(ref):
+        out.append((dates > ref, Reason.AFTER_REFERENCE_DATE, f"{{}} is after the reference date ({ref.date()})"))
+    return out
 
 
 def days_before(dates: pd.Series, ref: pd.Series | pd.Timestamp) -> pd.Series:
@@ -226,6 +248,16 @@ def number_reading(source: str, text: pd.Series) -> tuple[ColumnReading, str, bo
     how += "; decimal commas" if decimal_comma else ""
     how += "; percentages divided by 100" if percent else ""
     return ColumnReading(source=source, how="text_number", decimal_comma=decimal_comma, percent=percent), how, currency
+
+
+def written_as(text: pd.Series) -> dict[str, pd.Series]:
+    """Which present values of a column are written as numbers (in the decimal convention that fits
+    more of them) and which as dates: how much of a column that `number_reading` and `date_reading`
+    refused was nonetheless numbers or dates."""
+    t, parts = _number_parts(text)
+    point, comma = _number_bodies(parts, False), _number_bodies(parts, True)
+    return {"numbers": comma if comma.sum() > point.sum() else point,
+            "dates": t.str.fullmatch(_YMD) | t.str.fullmatch(_DMY)}
 
 
 def date_reading(source: str, s: pd.Series) -> tuple[ColumnReading, str] | None:

@@ -20,11 +20,13 @@ never guessed again.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import yaml
 from pandas.api import types as ptypes
@@ -35,18 +37,23 @@ from healthscore.build.readers import (
     AS_OF_NAMES,
     FLAGS,
     MOST,
+    REFERENCE_SHARE,
     clean_text,
     date_reading,
     days_before,
     find_column,
     first_values,
     guess_dates,
+    implausible_dates,
     number_reading,
     parse_column,
     read_table,
+    reference_date,
     snake_case,
+    written_as,
 )
 from healthscore.dataset import ColumnReading, Dataset, DatasetSpec, FeatureSpec
+from healthscore.defaults import DATE_FLOOR
 from healthscore.errors import REJECTION_COLUMNS, ConfigError, DataError, Reason, describe_rejections
 
 CHURNED = {"yes", "y", "true", "t", "1", "1.0", "churned", "churn", "lost", "closed lost", "cancelled", "canceled", "left"}
@@ -62,6 +69,8 @@ UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-f
 MAX_CATEGORIES = 50
 MIN_CLASS = 5  # rows of each label needed before a column's separating power means anything
 LEAK_AUC = 0.98
+MIXED = 0.5  # a column with this share of numbers (or dates), but under `MOST`, lost its type to unreadable values
+MixedColumns = Literal["error", "text"]
 
 
 class ColumnHints(BaseModel):
@@ -113,16 +122,23 @@ class _Column:
 
 
 def build_snapshot_dataset(path: str | Path, id_column: str, label_column: str | None = None,
-                           as_of_column: str | None = None) -> Dataset:
-    """Type, check and label a snapshot table (label_column None: a table to score, not to train on)."""
+                           as_of_column: str | None = None, reference_date: dt.date | None = None,
+                           date_floor: dt.date = DATE_FLOOR, mixed_columns: MixedColumns = "error") -> Dataset:
+    """Type, check and label a snapshot table (label_column None: a table to score, not to train on).
+    A table without as_of counts its dates back from `reference_date` (None: derived, see
+    `readers.reference_date`); rows dated after it, or before `date_floor`, are rejected. A column
+    mostly of numbers or dates, but with too many values that are not, is an error, or with
+    `mixed_columns` "text" read as text (a category or an attribute, not a number)."""
     path = Path(path)
     raw, how = read_table(path)
-    return _Builder(path, raw, how).build(id_column, label_column, as_of_column)
+    return _Builder(path, raw, how, reference_date, date_floor, mixed_columns).build(id_column, label_column, as_of_column)
 
 
 class _Builder:
-    def __init__(self, path: Path, raw: pd.DataFrame, how: str):
-        self.path, self.raw = path, raw
+    def __init__(self, path: Path, raw: pd.DataFrame, how: str, reference: dt.date | None = None, floor: dt.date = DATE_FLOOR,
+                 mixed: MixedColumns = "error"):
+        self.path, self.raw, self.reference, self.floor, self.mixed = path, raw, reference, floor, mixed
+        self.reference_used: dt.date | None = None
         self.notes = [f"read {path.name}: {len(raw):,} rows x {raw.shape[1]} columns ({how})"]
         self.reason = pd.Series(None, index=raw.index, dtype=object)  # first reason a row is rejected
         self.reason_code = pd.Series(None, index=raw.index, dtype=object)
@@ -144,28 +160,30 @@ class _Builder:
         self._reject(self.reason.isna() & key.duplicated(keep=False), id_col, Reason.DUPLICATE_ID, "duplicate account id")
         labels = self._labels(label_col) if label_col else None
 
-        kept = self.reason.isna()
-        if not kept.any():
-            raise DataError(f"{self.path}: every row is rejected, nothing left to use:\n" + describe_rejections(self._rejections(ids)))
+        kept = self._kept(ids)
         self.y = labels[kept] if labels is not None else None
         self.leak_y = self._leak_labels()
         columns = [self._column(c, self.raw.loc[kept, c]) for c in self.raw.columns if c not in {id_col, label_col, as_of_col}]
         columns = [c for c in columns if c is not None]
 
+        features = [c for c in columns if c.kind != "attribute"]
+        self._days_before(features, as_of[kept] if as_of is not None else None)
+        kept = self._kept(ids)  # less the rows with an implausible date or an infinite number
+        self.y = labels[kept] if labels is not None else None
         frame = pd.DataFrame({"account_id": ids[kept].astype("string")})
         if as_of is not None:
             frame["as_of"] = as_of[kept].dt.date
-        features = [c for c in columns if c.kind != "attribute"]
-        self._days_before(features, as_of[kept] if as_of is not None else None)
         for c in columns:
-            frame[c.code] = c.values.astype("string") if c.kind in ("categorical", "attribute") else c.values.astype(float)
+            values = c.values[kept[c.values.index]]
+            frame[c.code] = values.astype("string") if c.kind in ("categorical", "attribute") else values.astype(float)
             self.notes.append(f"column {c.source!r} kept as attribute {c.code}, not a feature: {c.how}" if c.kind == "attribute"
                               else f"column {c.source!r} -> feature {c.code} ({c.how})")
         if self.y is not None:
             frame["churned"] = self.y
         rejections = self._rejections(ids)
         if len(rejections):
-            counts = rejections["reason"].str.replace(r"^label .* is not yes/no$", "label not yes/no", regex=True).value_counts()
+            counts = (rejections["reason"].str.replace(r"^label .* is not yes/no$", "label not yes/no", regex=True)
+                      .str.replace(r"^'.*?' is ", "", regex=True).value_counts())
             self.notes.append(f"{len(rejections):,} rows rejected (see rejections): " + ", ".join(f"{r} {n:,}" for r, n in counts.items()))
         specs = self._with_hints([FeatureSpec(code=c.code, label=_label(c), kind="categorical" if c.kind == "categorical" else "numeric",
                                               format=c.format, reading=c.reading) for c in features])
@@ -177,6 +195,7 @@ class _Builder:
             features=specs,
             attributes=[c.code for c in columns if c.kind == "attribute"],
             notes=self.notes,
+            reference_date=self.reference_used,
         )
         return Dataset(frame.reset_index(drop=True), spec, rejections)
 
@@ -205,6 +224,19 @@ class _Builder:
 
     def _find(self, name: str, role: str) -> str:
         return find_column(self.path, list(self.raw.columns), name, role)
+
+    def _kept(self, ids: pd.Series) -> pd.Series:
+        kept = self.reason.isna()
+        if not kept.any():
+            raise DataError(f"{self.path}: every row is rejected, nothing left to use:\n" + describe_rejections(self._rejections(ids)))
+        return kept
+
+    def _reject_dates(self, dates: pd.Series, reading: ColumnReading, ref: pd.Timestamp | None = None) -> None:
+        """Rows whose date in `reading.source` is before the floor or after `ref` (see `implausible_dates`)."""
+        text = clean_text(self.raw[reading.source])
+        for rows, code, reason in implausible_dates(dates, reading, ref):
+            self._reject(rows.reindex(self.raw.index, fill_value=False), reading.source, code,
+                         text.map(lambda v, r=reason: r.format(repr(v)), na_action="ignore"))
 
     def _reject(self, mask: pd.Series, column: str, code: Reason, reason: str | pd.Series) -> None:
         """Set rows aside; a row keeps the first reason found for it."""
@@ -250,6 +282,7 @@ class _Builder:
             raise DataError(f"{self.path}: as_of column {col!r} holds no dates; first values: {first_values(text)}")
         self._reject(text.isna(), col, Reason.MISSING_AS_OF, "missing as_of")
         self._reject(dates.isna(), col, Reason.NOT_A_DATE, "as_of " + text.map(repr, na_action="ignore") + " is not a date")
+        self._reject_dates(dates, ColumnReading(source=col, how="date", date_floor=self.floor))
         self.notes.append(f"as_of: column {col!r} -> as_of ({how}; {dates.dt.date.nunique()} distinct dates)")
         return dates
 
@@ -284,6 +317,11 @@ class _Builder:
         col = self._typed(source, code, values)
         if col is None:
             return None
+        if col.kind == "numeric" and np.isinf(col.values).any():  # '1e309' reads as infinity: no count or amount is
+            infinite = np.isinf(col.values)
+            self._reject(infinite.reindex(self.raw.index, fill_value=False), source, Reason.NOT_A_NUMBER,
+                         clean_text(values).map(lambda v: f"{v!r} is not a finite number", na_action="ignore"))
+            col.values = col.values.mask(infinite)
         leak = self._leak(col)
         if leak:
             self.notes.append(f"column {source!r} excluded: looks like a leak ({leak})")
@@ -333,9 +371,25 @@ class _Builder:
                 return _Column(source, code, "date", dates, "days", how, reading)
         if unique and text.dropna().str.fullmatch(r"(?=\S*[A-Za-z])(?=\S*\d)\S+").mean() >= MOST:
             return _Column(source, code, "attribute", text, "text", "looks like an id (a unique code per row)")
+        self._mixed(source, text)
         if distinct <= MAX_CATEGORIES and distinct <= n / 2:
             return _Column(source, code, "categorical", text, "text", f"categorical, {distinct} values", as_text)
         return _Column(source, code, "attribute", text, "text", f"free text ({distinct:,} distinct values in {n:,} rows)")
+
+    def _mixed(self, source: str, text: pd.Series) -> None:
+        """A column mostly of numbers or dates that too many unreadable values keep from being read as
+        such would silently stop being a number: an error naming it, unless the user opts in."""
+        what, fits = max(written_as(text).items(), key=lambda kv: kv[1].sum())
+        if not len(fits) or fits.mean() < MIXED:
+            return
+        present = text.dropna()
+        note = f"{int(fits.sum()):,} of its {len(present):,} values are {what} ({fits.mean():.0%}, under the {MOST:.0%} needed)"
+        if self.mixed == "text":
+            self.notes.append(f"column {source!r}: {note}; read as text (mixed_columns: text)")
+            return
+        raise DataError(f"{self.path}: column {source!r}: {note}, so it would silently stop being {what}; "
+                        f"values that are not: {first_values(present[~fits])}; fix them, or pass --mixed-columns text "
+                        "(mixed_columns='text') to read the column as text")
 
     def _leak_labels(self) -> pd.Series | None:
         """The labels to test columns against, if there are enough of each to mean anything."""
@@ -375,18 +429,33 @@ class _Builder:
         return f"AUC {auc:.2f} on its own" if _extreme(auc) else None
 
     def _days_before(self, features: list[_Column], as_of: pd.Series | None) -> None:
-        """Dates become days before as_of: a model compares accounts, not calendar days."""
+        """Dates become days before as_of (a model compares accounts, not calendar days), or without
+        as_of before the reference date, given or derived robustly, and said; rows dated before the
+        floor or after the reference date are rejected."""
         dates = [c for c in features if c.kind == "date"]
+        if self.reference is not None and (as_of is not None or not dates):
+            raise DataError(f"{self.path}: a reference date counts a table's dates back when it has no as_of column, and this one "
+                            + ("has one" if dates else "has no date column"))
         if not dates:
             return
+        ref = None
         if as_of is None:
-            ref = max(c.values.max() for c in dates)
-            said = f"days before {ref.date()}, the latest date in the file (no as_of); negative = after it"
+            latest = pd.concat([c.values for c in dates], axis=1).max(axis=1)
+            ref = pd.Timestamp(self.reference) if self.reference else reference_date(latest)
+            after = int((latest > ref).sum())
+            how = "given" if self.reference else (f"derived: the latest date not far ahead of the date {REFERENCE_SHARE:.0%} of "
+                                                  "rows do not pass; set it with reference_date")
+            self.notes.append(f"reference date {ref.date()} ({how}): dates count days back from it"
+                              + (f"; {after:,} row(s) dated after it rejected" if after else ""))
+            said = f"days before {ref.date()}, the reference date (no as_of); negative = after it"
+            self.reference_used = ref.date()
         else:
-            ref, said = as_of, "days before as_of; negative = after it"
+            said = "days before as_of; negative = after it"
         for c in dates:
-            c.values, c.how = days_before(c.values, ref), f"{c.how}, as {said}"
+            c.reading.date_floor = self.floor
             c.reading.days_before = "latest" if as_of is None else "as_of"
+            self._reject_dates(c.values, c.reading, ref)
+            c.values, c.how = days_before(c.values, ref if as_of is None else as_of), f"{c.how}, as {said}"
 
     def _unique(self, code: str) -> str:
         out, i = code, 2

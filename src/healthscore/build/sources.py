@@ -48,6 +48,8 @@ class LoadedSources:
 
 
 COUNT_COLUMNS = ["table", "column", "code", "reason", "rows"]
+DROPPED = "dropped_accounts"  # the accounts left out whole, a temp table of the loading connection
+DROPPED_WHY = "account dropped: unreadable subscription row"
 
 
 def sql_str(value: str) -> str:
@@ -88,6 +90,15 @@ def _register_raw(con: duckdb.DuckDBPyConnection, name: str, path: Path, source:
     return raw, files if fmt == "parquet" else []
 
 
+def _reason_text(column: str, code: Reason, why: str) -> str:
+    return sql_str(_SEP.join((column, code, why)))
+
+
+def _first(values, n: int = 5) -> str:
+    values = list(values)
+    return ", ".join(map(str, values[:n])) + (f" and {len(values) - n:,} more" if len(values) > n else "")
+
+
 def lock_down(con: duckdb.DuckDBPyConnection, readable: list[str]) -> None:
     """From now on the connection reads only `readable` (and what is attached or loaded already):
     no other file, no writing, no network, and no setting can undo it."""
@@ -113,7 +124,7 @@ def _typed(col: Column, raw: str) -> str:
     return f"TRY_CAST({raw} AS DOUBLE)"
 
 
-def _checks(schema: SourceSchema, present: dict[str, str], data_end: str) -> list[tuple[str, str, Reason, str]]:
+def _checks(schema: SourceSchema, present: dict[str, str], data_end: str, floor: dt.date) -> list[tuple[str, str, Reason, str]]:
     """(column, condition that marks a bad row, reason code, reason) in the order they are reported."""
     out = []
     for col in schema.columns:
@@ -129,6 +140,9 @@ def _checks(schema: SourceSchema, present: dict[str, str], data_end: str) -> lis
             out.append((col.name, f"{typed} IS NULL AND {raw} IS NOT NULL", what[0], f"not {what[1]}"))
         if col.type == "number":  # 'inf' and 1e309 cast to infinity: no count or amount is infinite
             out.append((col.name, f"isinf({typed})", Reason.NOT_A_NUMBER, "not a finite number"))
+        if col.type in ("date", "timestamp"):
+            out.append((col.name, f"CAST({typed} AS DATE) < DATE '{floor.isoformat()}'", Reason.BEFORE_DATE_FLOOR,
+                        f"dated before the date floor ({floor}): a placeholder, not history (date_floor)"))
         if col.type in ("date", "timestamp") and not col.scheduled:
             out.append((col.name, f"CAST({typed} AS DATE) >= {data_end}", Reason.AFTER_DATA_END,
                         f"dated on or after the end of the data ({data_end[6:16]})"))
@@ -150,16 +164,22 @@ class SourceLoader:
         self.raw: dict[str, str] = {}
         self.files: list[str] = []
         self.notes: list[str] = []
+        self.dropped = 0  # accounts left out whole (churn.unreadable_subscriptions: drop_account)
 
     def load(self) -> LoadedSources:
-        order = ["accounts"] + [n for n in self.config.sources if n != "accounts"]
+        # subscriptions right after accounts: an unreadable row there may drop accounts from every later table
+        order = ["accounts", "subscriptions"] + [n for n in self.config.sources if n not in ("accounts", "subscriptions")]
         for name in order:
             self._map_columns(name)
         first_event, data_end = self._data_span()
         end_sql = f"DATE '{data_end.isoformat()}'"
+        for name in order:
+            self._mark(name, end_sql)
+            if name == "subscriptions":
+                self._unreadable_subscriptions()
         rejections, counts, tallies, late = [], {}, [], {}
         for name in order:
-            rejected, counts[name], tally, late[name] = self._check(name, end_sql)
+            rejected, counts[name], tally, late[name] = self._finish(name, end_sql)
             rejections.append(rejected)
             tallies.append(tally)
             if late[name]:
@@ -223,25 +243,69 @@ class SourceLoader:
                 out |= {name: min(d for d in (first, first_event) if d)} if first or first_event else {}
         return out
 
-    def _check(self, name: str, data_end: str) -> tuple[pd.DataFrame, int, pd.DataFrame, int]:
-        """Create `src_<name>` (clean rows); return the rejected rows (a sample), the clean count,
-        the count per rejection reason and the rows dated on or after the data end."""
+    def _mark(self, name: str, data_end: str) -> None:
+        """Create `checked_<name>` (typed rows, each with its first reason to be rejected or NULL) and
+        `bad_<name>` (the rejected rows by number)."""
         schema, present, raw = self.config.schema(name), self.present[name], self.raw[name]
-        typed = ", ".join(f"{_typed(schema.column(c), ident(r))} AS t_{c}" for c, r in present.items())
-        checks = _checks(schema, present, data_end)
+        checks = _checks(schema, present, data_end, self.config.date_floor)
+        if name not in ("accounts", "subscriptions") and self.dropped:  # before unknown_account: they are known
+            checks.append(("account_id", f"t_account_id IN (SELECT account_id FROM {DROPPED})", Reason.ACCOUNT_DROPPED, DROPPED_WHY))
         if name != "accounts":
-            checks.append(("account_id", "t_account_id NOT IN (SELECT account_id FROM src_accounts)", Reason.UNKNOWN_ACCOUNT,
-                           "account_id not in accounts"))
+            checks.append(("account_id", "t_account_id NOT IN (SELECT t_account_id FROM checked_accounts WHERE _reason IS NULL)",
+                           Reason.UNKNOWN_ACCOUNT, "account_id not in accounts"))
         if schema.key and schema.key in present:
             checks.append((schema.key, f"count(*) OVER (PARTITION BY t_{schema.key}) > 1", Reason.DUPLICATE_ID, f"duplicate {schema.key}"))
-        reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_str(_SEP.join((col, code, why)))}"
-                                    for col, cond, code, why in checks) + " END"
+        reason = "CASE " + " ".join(f"WHEN {cond} THEN {_reason_text(col, code, why)}" for col, cond, code, why in checks) + " END"
         # Events can be hundreds of millions of rows: checked on the fly rather than copied.
         kind = "VIEW" if name == "events" else "TABLE"
-        self.con.execute(f"CREATE {kind} checked_{name} AS SELECT _row, {typed}, {reason} AS _reason FROM {raw}")
+        self.con.execute(f"CREATE {kind} checked_{name} AS SELECT _row, {self._typed(name)}, {reason} AS _reason FROM {raw}")
         # Every check (a join to the accounts, each condition) runs once, here: the bad rows are kept
         # by number, and the metric scans read the typed rows minus those instead of checking again.
         self.con.execute(f"CREATE TEMP TABLE bad_{name} AS SELECT _row, _reason FROM checked_{name} WHERE _reason IS NOT NULL")
+
+    def _typed(self, name: str) -> str:
+        schema = self.config.schema(name)
+        return ", ".join(f"{_typed(schema.column(c), ident(r))} AS t_{c}" for c, r in self.present[name].items())
+
+    def _unreadable_subscriptions(self) -> None:
+        """Churn is read from the subscriptions (an account's latest row, its first start): leaving out a
+        row that cannot be read would silently turn a churned account into a retained one. So such rows
+        stop the build, or (`churn.unreadable_subscriptions: drop_account`) their accounts are left out
+        whole. Rows of accounts not in the accounts table decide nothing: those accounts get no label."""
+        part = {i: f"split_part(_reason, {sql_str(_SEP)}, {i})" for i in (1, 2, 3)}
+        rows = self.con.execute(
+            f"SELECT _row, t_account_id, {part[1]} AS col, {part[3]} AS why FROM checked_subscriptions "
+            f"WHERE _reason IS NOT NULL AND {part[2]} <> {sql_str(Reason.UNKNOWN_ACCOUNT)} ORDER BY _row").df()
+        if not len(rows):
+            return
+        present = self.present["subscriptions"]  # a column with no readable value is mis-mapped: say that first
+        self._column_type_errors("subscriptions", present, self._rejections("subscriptions", self.raw["subscriptions"], present))
+        path, policy = self.config.source_path("subscriptions"), self.config.churn.unreadable_subscriptions
+        anonymous = rows[rows["t_account_id"].isna()]
+        if policy == "stop" or len(anonymous):
+            shown = anonymous if len(anonymous) else rows
+            accounts = shown["t_account_id"].dropna().unique()
+            listed = "; ".join(f"{col} {why}: row(s) {_first(g['_row'])}" for (col, why), g in shown.groupby(["col", "why"], sort=False))
+            whose = (f"of {len(accounts):,} account(s) ({_first(accounts)})" if len(accounts) else "with no account id")
+            fix = ("their accounts cannot be told, so they cannot be left out: fix or remove these rows" if len(anonymous) else
+                   "fix these rows, or set churn.unreadable_subscriptions: drop_account to leave those accounts out whole")
+            raise DataError(f"subscriptions ({path}): {len(shown):,} row(s) {whose} cannot be used, and a subscriptions row "
+                            f"decides churn (left out, a churned account would read as retained): {listed}; {fix}")
+        self.con.execute(f"CREATE TEMP TABLE {DROPPED} AS SELECT DISTINCT t_account_id AS account_id FROM checked_subscriptions "
+                         f"WHERE _row IN ({', '.join(map(str, rows['_row']))})")
+        self.dropped = len(rows["t_account_id"].unique())
+        for name in ("accounts", "subscriptions"):
+            self.con.execute(f"UPDATE checked_{name} SET _reason = {_reason_text('account_id', Reason.ACCOUNT_DROPPED, DROPPED_WHY)} "
+                             f"WHERE _reason IS NULL AND t_account_id IN (SELECT account_id FROM {DROPPED})")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE bad_{name} AS SELECT _row, _reason FROM checked_{name} WHERE _reason IS NOT NULL")
+        self.notes.append(f"subscriptions: {self.dropped:,} account(s) left out whole (churn.unreadable_subscriptions: drop_account): "
+                          f"{len(rows):,} row(s) deciding their churn cannot be used ({_first(rows['t_account_id'].unique())}); "
+                          f"every row of theirs in every table is rejected ({Reason.ACCOUNT_DROPPED})")
+
+    def _finish(self, name: str, data_end: str) -> tuple[pd.DataFrame, int, pd.DataFrame, int]:
+        """Create `src_<name>` (clean rows); return the rejected rows (a sample), the clean count,
+        the count per rejection reason and the rows dated on or after the data end."""
+        present, raw = self.present[name], self.raw[name]
         total = self.con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
         part = {i: f"split_part(_reason, {sql_str(_SEP)}, {i})" for i in (1, 2, 3)}
         tally = self.con.execute(
@@ -256,7 +320,7 @@ class SourceLoader:
         if bad + late == total:
             why = describe_rejections(rejected) if bad else f"  every row is dated on or after the data end ({data_end[6:16]})"
             raise DataError(f"{name}: every row is bad, nothing left to use:\n" + why)
-        clean = f"(SELECT _row, {typed} FROM {raw}) ANTI JOIN bad_{name} USING (_row)" if kind == "VIEW" \
+        clean = f"(SELECT _row, {self._typed(name)} FROM {raw}) ANTI JOIN bad_{name} USING (_row)" if name == "events" \
             else f"checked_{name} WHERE _reason IS NULL"
         self._clean_view(name, present, clean)
         return rejected, total - bad - late, tally, late

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from healthscore.cli.console import console, fail, handled, stdout
-from healthscore.cli.options import AsOfOpt, ConfigOpt, IdOpt, LabelOpt, TableOpt
+from healthscore.cli.options import AsOfOpt, ConfigOpt, DateFloorOpt, IdOpt, LabelOpt, Mixed, MixedOpt, ReferenceDateOpt, TableOpt
+from healthscore.defaults import DATE_FLOOR
 
 app = typer.Typer()
 
@@ -48,6 +49,9 @@ def build_dataset(
     id_column: IdOpt = None,
     label_column: LabelOpt = None,
     as_of_column: AsOfOpt = None,
+    reference_date: ReferenceDateOpt = None,
+    date_floor: DateFloorOpt = str(DATE_FLOOR),
+    mixed_columns: MixedOpt = Mixed.error,
     all_rejections: Annotated[bool, typer.Option(help="List every rejected raw row, not the first 1,000 per reason.")] = False,
 ) -> None:
     """Build one point-in-time row per (account, as_of) with every metric and the churn label."""
@@ -67,8 +71,8 @@ def build_dataset(
 
             dataset = build(cfg, progress=lambda msg: status.update(msg), sample=None)
         else:
-            dataset = load_dataset(cfg, None, table, id_column, label_column, as_of_column,
-                                   progress=lambda msg: status.update(msg))
+            dataset = load_dataset(cfg, None, table, id_column, label_column, as_of_column, lambda msg: status.update(msg),
+                                   reference_date and reference_date.date(), date_floor.date(), mixed_columns.value)
     dataset.write(out)
     _print_dataset_summary(dataset, out, rejections_path(out))
 

@@ -7,19 +7,35 @@ from typing import Annotated
 import typer
 
 from healthscore.cli.console import console, handled, print_frame
-from healthscore.cli.options import AsOfOpt, ConfigOpt, DatasetOpt, IdOpt, LabelOpt, NameOpt, TableOpt
+from healthscore.cli.options import (
+    AsOfOpt,
+    ConfigOpt,
+    DatasetOpt,
+    DateFloorOpt,
+    IdOpt,
+    LabelOpt,
+    Mixed,
+    MixedOpt,
+    NameOpt,
+    ReferenceDateOpt,
+    TableOpt,
+)
+from healthscore.defaults import DATE_FLOOR
 
 app = typer.Typer()
 
 
-def _dataset_and_settings(config, dataset, table, id_column, label_column, as_of_column):
+def _dataset_and_settings(config, dataset, table, id_column, label_column, as_of_column, reference_date, date_floor, mixed):
     from healthscore.config import load_config
     from healthscore.pipeline import load_dataset
     from healthscore.settings import TrainingConfig
 
     cfg = load_config(config) if config else None
     with console.status("building the dataset") as status:
-        data = load_dataset(cfg, dataset, table, id_column, label_column, as_of_column, progress=lambda m: status.update(m))
+        data = load_dataset(cfg, dataset, table, id_column, label_column, as_of_column, lambda m: status.update(m),
+                            reference_date and reference_date.date(), date_floor.date(), mixed.value)
+    if data.spec.reference_date:
+        console.print(f"reference date {data.spec.reference_date}: the table's dates count days back from it")
     return data, cfg, (cfg.model if cfg else TrainingConfig())
 
 
@@ -32,6 +48,9 @@ def train(
     id_column: IdOpt = None,
     label_column: LabelOpt = "churned",
     as_of_column: AsOfOpt = None,
+    reference_date: ReferenceDateOpt = None,
+    date_floor: DateFloorOpt = str(DATE_FLOOR),
+    mixed_columns: MixedOpt = Mixed.error,
     name: NameOpt = None,
 ) -> None:
     """Learn the metric weights from churned-vs-retained history, compare with baselines, and
@@ -40,7 +59,8 @@ def train(
     from healthscore.model.training import LOGISTIC, MODEL, SCORECARD
     from healthscore.pipeline import train_and_register
 
-    data, cfg, settings = _dataset_and_settings(config, dataset, table, id_column, label_column, as_of_column)
+    data, cfg, settings = _dataset_and_settings(config, dataset, table, id_column, label_column, as_of_column, reference_date,
+                                                   date_floor, mixed_columns)
     oracle = truth_contender(cfg.base_dir if cfg else None, dataset.parent if dataset else None)
     with console.status("training and logging to MLflow"):
         outcome = train_and_register(data, settings, name, [oracle] if oracle else [])
@@ -75,6 +95,9 @@ def promote(
     id_column: IdOpt = None,
     label_column: LabelOpt = "churned",
     as_of_column: AsOfOpt = None,
+    reference_date: ReferenceDateOpt = None,
+    date_floor: DateFloorOpt = str(DATE_FLOOR),
+    mixed_columns: MixedOpt = Mixed.error,
     name: NameOpt = None,
     force: Annotated[bool, typer.Option(help="Promote even if the challenger is worse or there is no unseen data to judge it on.")] = False,
 ) -> None:
@@ -82,7 +105,8 @@ def promote(
     models' training data (a registry without a champion takes its challenger as the first one)."""
     from healthscore.pipeline import promote as run_promotion
 
-    data, _, settings = _dataset_and_settings(config, dataset, table, id_column, label_column, as_of_column)
+    data, _, settings = _dataset_and_settings(config, dataset, table, id_column, label_column, as_of_column, reference_date,
+                                                   date_floor, mixed_columns)
     outcome = run_promotion(data, name or settings.registered_name, force)
     if outcome.rows:
         dates = outcome.dates

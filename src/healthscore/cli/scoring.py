@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from healthscore.cli.console import TIER_COLORS, console, fail, handled, steps
-from healthscore.cli.options import AsOfOpt, ConfigOpt, Engine, EngineOpt, IdOpt, TableOpt
+from healthscore.cli.options import AsOfOpt, ConfigOpt, Engine, EngineOpt, IdOpt, ReferenceDateOpt, TableOpt
 from healthscore.defaults import CHUNK_SIZE, HISTORY_DB, MAX_REJECTED_SHARE, MODEL_REF
 
 app = typer.Typer()
@@ -31,6 +31,7 @@ def score(
     chunk_size: Annotated[int, typer.Option(min=1, help="Accounts scored per chunk: memory follows the chunk.")] = CHUNK_SIZE,
     max_rejected: Annotated[float, typer.Option(min=0.0, max=1.0, help="Fail when more than this share of rows cannot be scored.")] = MAX_REJECTED_SHARE,
     engine: EngineOpt = Engine.local,
+    reference_date: ReferenceDateOpt = None,
 ) -> None:
     """Score every account: calibrated health score, tier, reason codes; recorded in the history."""
     from healthscore.config import load_config
@@ -43,7 +44,7 @@ def score(
     try:
         with steps() as progress:
             run = score_accounts(out, model, cfg, as_of.date() if as_of else None, table, id_column, as_of_column, history,
-                                 chunk_size, max_rejected, progress, engine.value)
+                                 chunk_size, max_rejected, progress, engine.value, reference_date and reference_date.date())
     except TooManyRejected as exc:
         fail(exc, code=1)
     _print_score_summary(run, out, history)
@@ -56,6 +57,8 @@ def _print_score_summary(run, out: Path, history: Path) -> None:
     model = meta["model"]
     console.print(f"Scored {meta['scored_rows']:,} of {meta['input_rows']:,} accounts at {meta['as_of'] or 'snapshot'} with "
                   f"{model['name']} v{model['version']} in {meta['seconds']:.1f}s -> {out} (history: {history})")
+    if meta.get("reference_date"):
+        console.print(f"reference date {meta['reference_date']}: the table's dates count days back from it")
     if run.rejected_path:
         console.print(f"[yellow]{meta['rejected_rows']:,} rows rejected"
                       + (f" and {meta['rejected_source_rows']:,} raw-table rows set aside by the checks (a sample of them in the file)"

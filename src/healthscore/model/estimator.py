@@ -272,7 +272,7 @@ class HealthModel:
             "format_version": 2,  # 2: the score scale, the manifest, the family
             "family": self.family,
             **({"linear": self.linear_.model_dump()} if self.family == "logistic" else {}),
-            "features": [f.model_dump() for f in self.features],
+            "features": [f.model_dump(mode="json") for f in self.features],  # a reading's date floor is a date
             "categories": self.categories_,
             "params": self.params.model_dump(),
             "tier_policy": self.tier_policy.model_dump(),

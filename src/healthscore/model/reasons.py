@@ -172,10 +172,11 @@ def explain(model: HealthModel, X: pd.DataFrame) -> pd.DataFrame:
     out: dict[str, object] = {}
     for side, picks in zip(REASON_SIDES, (order[:, :REASONS], order[:, ::-1][:, :REASONS])):
         for k in range(REASONS):
-            picked = picks[:, k]
+            picked = picks[:, min(k, matrix.shape[1] - 1)]
             amount = matrix[rows, picked]
-            # a metric that pushes the wrong way for this side is not a reason of that side
-            named = amount < 0 if side == "reason" else amount > 0
+            # a metric that pushes the wrong way for this side is not a reason of that side; a model with
+            # fewer metrics than reasons leaves the rest empty
+            named = (amount < 0 if side == "reason" else amount > 0) & (k < matrix.shape[1])
             codes, texts = np.full(len(rows), None, dtype=object), np.full(len(rows), None, dtype=object)
             for j in np.unique(picked[named]):
                 at = np.flatnonzero(named & (picked == j))

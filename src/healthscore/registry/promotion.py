@@ -18,7 +18,7 @@ import pandas as pd
 
 from healthscore.dataset import Dataset
 from healthscore.defaults import CHALLENGER, CHAMPION, MODEL_NAME
-from healthscore.errors import ModelNotFound
+from healthscore.errors import DataError, ModelNotFound
 from healthscore.model.estimator import HealthModel
 from healthscore.model.evaluation import comparison_table, evaluate, paired_auc_difference
 from healthscore.registry.export import point_alias
@@ -49,6 +49,10 @@ def trained_until(model: HealthModel) -> dt.date | None:
 def promote(dataset: Dataset, name: str = MODEL_NAME, force: bool = False) -> Promotion:
     """Compare challenger and champion on labelled dates after both models' training data; move
     `champion` if the challenger is not worse (or with `force`)."""
+    spec = dataset.spec
+    if not spec.label_column or spec.label_column not in dataset.frame or dataset.frame[spec.label_column].isna().all():
+        raise DataError(f"the dataset has no churn labels ({spec.label_column or 'no label column'}): promote judges the "
+                        "challenger on labelled rows; give the dataset it was trained from, or a later labelled one")
     client = connect()
     challenger = alias_version(client, name, CHALLENGER)
     if challenger is None:

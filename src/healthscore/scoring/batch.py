@@ -265,6 +265,8 @@ def score_input(
         raise
     metadata = run_metadata(model, ref, source.description, output, as_of, scored_at, previous_tiers, tally, done,
                             source.rejected_source_rows, source.timings | clock.seconds)
+    if source.reference_date:
+        metadata["reference_date"] = str(source.reference_date)
     failure = run_failure(metadata, max_rejected_share)
     if failure:  # no output at all; what was found goes where the user is told, not beside the output
         diagnostics = Path(tempfile.mkdtemp(prefix=f"healthscore-failed-{output.stem}-"))

@@ -3,6 +3,7 @@ read already set aside as rejections, and the keys that the whole input repeats.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,6 +25,7 @@ class ScoringInput(Protocol):
     rejections: pd.DataFrame  # raw-table rows the source checks set aside before any account was built (a sample)
     rejected_source_rows: int  # how many raw-table rows they set aside in all
     timings: dict[str, float]  # seconds of the steps that prepared the input before its first chunk
+    reference_date: dt.date | None  # the date a snapshot table's dates count back from (said to the user); None: none do
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
         """Keys (see `row_keys`) of accounts that occur more than once: none of their rows is scored,

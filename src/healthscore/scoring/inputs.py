@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from healthscore.build.raw import stream_dataset
 from healthscore.config import Config
 from healthscore.dataset import METADATA_KEY, FeatureSpec, conform
-from healthscore.errors import no_rejections
+from healthscore.errors import UserError, no_rejections
 from healthscore.scoring.chunks import Chunk, ScoringInput, numbered, repeated, row_keys
 from healthscore.scoring.snapshot_input import SnapshotTableInput
 
@@ -29,7 +29,7 @@ class FrameInput:
     def __init__(self, frame: pd.DataFrame, description: str = "data frame"):
         self.frame = frame.reset_index(drop=True)
         self.frame.index = self.frame.index + 1
-        self.rows, self.description = len(self.frame), description
+        self.rows, self.description, self.reference_date = len(self.frame), description, None
         self.rejections, self.timings, self.rejected_source_rows = no_rejections(), {}, 0
 
     def duplicate_keys(self, by_as_of: bool = True) -> set[str]:
@@ -48,7 +48,7 @@ class DatasetFileInput:
     def __init__(self, path: Path, features: list[FeatureSpec]):
         self.path, self.features = path, features
         self.file = pq.ParquetFile(path)
-        self.rows, self.description = self.file.metadata.num_rows, str(path)
+        self.rows, self.description, self.reference_date = self.file.metadata.num_rows, str(path), None
         self.has_as_of = "as_of" in self.file.schema_arrow.names
         self.rejections, self.timings, self.rejected_source_rows = no_rejections(), {}, 0  # raw-table rejections: reported by build-dataset
 
@@ -66,7 +66,7 @@ class RawTablesInput:
 
     def __init__(self, config: Config, as_of: dt.date):
         self.stream = stream_dataset(config, as_of)
-        self.rows, self.description = self.stream.rows, f"raw tables at {as_of}"
+        self.rows, self.description, self.reference_date = self.stream.rows, f"raw tables at {as_of}", None
         self.rejections, self.timings = self.stream.rejections, self.stream.timings
         counts = self.stream.rejection_counts
         self.rejected_source_rows = int(counts["rows"].sum()) if len(counts) else len(self.rejections)
@@ -78,12 +78,16 @@ class RawTablesInput:
         return numbered(self.stream.batches(size))  # typed as in training by the stream
 
 
-def open_table(path: Path, id_column: str | None, features: list[FeatureSpec], as_of_column: str | None = None) -> ScoringInput:
+def open_table(path: Path, id_column: str | None, features: list[FeatureSpec], as_of_column: str | None = None,
+               reference_date: dt.date | None = None) -> ScoringInput:
     """A dataset file from `build-dataset`, or a user's own snapshot table read the way the
-    model's training table was read (its as_of column found by name unless given)."""
+    model's training table was read (its as_of column found by name unless given; its dates
+    counted back from `reference_date`, or one derived as in training)."""
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
         meta = pq.read_schema(path).metadata or {}
         if METADATA_KEY in meta:
+            if reference_date is not None:
+                raise UserError(f"{path}: a dataset file's dates are counted already; the reference date is for a snapshot table")
             return DatasetFileInput(path, features)
-    return SnapshotTableInput(path, id_column or "account_id", features, as_of_column)
+    return SnapshotTableInput(path, id_column or "account_id", features, as_of_column, reference_date)

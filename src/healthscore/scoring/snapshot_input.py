@@ -1,14 +1,15 @@
 """A user's own snapshot table to score, read exactly as the model's training table was read.
 
 Every feature of a model trained on a snapshot table carries the `ColumnReading` decided on the
-training table; here each column is read by `readers.read_column` with that reading, so the model
+training table; here each column is read by `readers.parse_column` with that reading, so the model
 never sees a column read one way in training and another way in scoring, and nothing is guessed
 again from the values of this file or of one chunk. The file is read a chunk at a time; only the
-key columns (and the dates counted from the file's latest one) are read whole, in a first pass.
+key columns (and the dates counted back from the file's reference date) are read whole, in a first pass.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -23,15 +24,18 @@ from healthscore.build.readers import (
     clean_text,
     csv_options,
     date_reading,
+    days_before,
     find_column,
     first_values,
+    implausible_dates,
     is_parquet,
     parse_column,
-    read_column,
     reading_errors,
+    reference_date,
     snake_case,
 )
 from healthscore.dataset import ACCOUNT_ATTRIBUTES, ColumnReading, FeatureSpec
+from healthscore.defaults import DATE_FLOOR
 from healthscore.errors import REJECTION_COLUMNS, DataError, Reason, no_rejections
 from healthscore.scoring.chunks import Chunk, repeated, row_keys
 
@@ -46,14 +50,15 @@ class _Scan:
     duplicates: set[str]  # by id and as_of
     duplicate_ids: set[str]  # by id alone
     as_of_reading: ColumnReading | None  # decided on the whole column, as in training
-    latest: pd.Timestamp  # NaT when no feature counts days before the file's latest date
+    latest: pd.Timestamp  # the reference date; NaT when no feature counts days back from one
 
 
 class SnapshotTableInput:
     """A snapshot table (CSV, CSV.gz, TSV or Parquet) with the columns the model was trained on."""
 
-    def __init__(self, path: Path, id_column: str, features: list[FeatureSpec], as_of_column: str | None = None):
-        self.path, self.features = Path(path), features
+    def __init__(self, path: Path, id_column: str, features: list[FeatureSpec], as_of_column: str | None = None,
+                 reference_date: dt.date | None = None):
+        self.path, self.features, self.given_reference = Path(path), features, reference_date
         self.description = str(self.path)
         self.rejections, self.timings, self.rejected_source_rows = no_rejections(), {}, 0  # rows are rejected chunk by chunk
         built = [f.code for f in features if f.reading is None]
@@ -86,6 +91,17 @@ class SnapshotTableInput:
         self.attributes = {snake_case(c): c for c in columns
                            if snake_case(c) in set(ACCOUNT_ATTRIBUTES.values()) - set(self.sources) and c not in taken}
         self.latest = [f for f in features if f.reading.how == "date" and f.reading.days_before == "latest"]
+        if reference_date is not None and not self.latest:
+            raise DataError(f"{self.path}: the model counts no date back from a reference date (its dates count from each row's "
+                            "as_of, or it has none): leave the reference date out")
+        floors = [f.reading.date_floor for f in features if f.reading.how == "date"]
+        self.as_of_floor = ColumnReading(source=self.as_of or "", how="date", date_floor=floors[0] if floors else DATE_FLOOR)
+
+    @property
+    def reference_date(self) -> dt.date | None:
+        """The date the model's latest-counted dates count back from in this table: given, or derived
+        as in training (`readers.reference_date`); None when no feature counts from one."""
+        return self._scan.latest.date() if self.latest and not pd.isna(self._scan.latest) else None
 
     @property
     def rows(self) -> int:
@@ -105,14 +121,19 @@ class SnapshotTableInput:
             if self.as_of:
                 as_of, unread = parse_column(frame[self.as_of], scan.as_of_reading)
                 checks += [(self.as_of, clean_text(frame[self.as_of]).isna(), Reason.MISSING_AS_OF, "missing as_of"),
-                           (self.as_of, unread, Reason.NOT_A_DATE, "as_of {} is not a date")]
+                           (self.as_of, unread, Reason.NOT_A_DATE, "as_of {} is not a date"),
+                           *((self.as_of, *c) for c in implausible_dates(as_of, self.as_of_floor))]
                 rows["as_of"] = as_of.dt.date
             for f in self.features:
                 source = self.sources[f.code]
-                values, unread = read_column(frame[source], f.reading, as_of if f.reading.days_before == "as_of" else scan.latest)
-                rows[f.code] = values.astype("string") if f.kind == "categorical" else values.astype(float)
+                values, unread = parse_column(frame[source], f.reading)
                 if f.reading.how in NOT_READ:
                     checks.append((source, unread, *NOT_READ[f.reading.how]))
+                if f.reading.how == "date":
+                    ref = as_of if f.reading.days_before == "as_of" else scan.latest
+                    checks += [(source, *c) for c in implausible_dates(values, f.reading, None if f.reading.days_before == "as_of" else ref)]
+                    values = days_before(values, ref)
+                rows[f.code] = values.astype("string") if f.kind == "categorical" else values.astype(float)
             for name, column in self.attributes.items():
                 rows[name] = clean_text(frame[column])
             rejected = _rejections(self.description, frame, rows["account_id"], checks)
@@ -120,9 +141,10 @@ class SnapshotTableInput:
 
     @cached_property
     def _scan(self) -> _Scan:
-        """One pass over the id and as_of columns (and the dates counted from the file's latest one):
+        """One pass over the id and as_of columns (and the dates counted back from the reference date):
         rows, repeated keys, how as_of is written (decided on the whole column, as in training) and
-        the latest date (of the rows training would have kept: with an id, not repeated)."""
+        the reference date: given, or derived as in training from the rows training would have kept
+        (with an id, not repeated)."""
         columns = [self.id, *([self.as_of] if self.as_of else []), *(self.sources[f.code] for f in self.latest)]
         ids, as_of, latest = [], [], []
         for frame in self._frames(list(dict.fromkeys(columns)), SCAN_ROWS):
@@ -149,7 +171,7 @@ class SnapshotTableInput:
         ref = pd.NaT
         if latest:
             kept = ids.notna() & ~keys.isin(duplicates)
-            ref = pd.concat(latest)[kept].max()
+            ref = pd.Timestamp(self.given_reference) if self.given_reference else reference_date(pd.concat(latest)[kept])
         return _Scan(len(ids), duplicates, repeated(row_keys(ids)), reading, ref)
 
     def _frames(self, columns: list[str], size: int) -> Iterator[pd.DataFrame]:
